@@ -1,0 +1,51 @@
+# pricewise: the one vocabulary for building, testing and running. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA ?= $(wildcard ../shared/data/mercari/mercari_train_8k.tsv.gz)
+PYTEST_ARGS ?=
+
+$(BIN)/.installed: pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	touch $@
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+.PHONY: install
+install: $(BIN)/.installed ## Create or reuse the virtualenv and install pricewise with its pinned dependencies
+
+.PHONY: lint
+lint: install ## ruff check, ruff format --check, mypy --strict on src/
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy src
+
+.PHONY: test
+test: lint ## Lint, then the whole test suite (unit, integration, model)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: run
+run: install ## Ingest and validate DATA (default: the shared training sample)
+	@if [ -z "$(DATA)" ]; then echo "no data: pass DATA=path/to/train.tsv.7z (see README: Getting the data)"; exit 2; fi
+	$(BIN)/pricewise ingest $(DATA)
+	$(BIN)/pricewise validate
+	$(BIN)/pricewise data status
+
+.PHONY: bench
+bench: install ## Benchmarks: ingest + validate of the 1,482,535-row scaled file
+	$(BIN)/python benchmarks/bench_ingest_validate.py
+
+.PHONY: format
+format: install ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+.PHONY: clean
+clean: ## Remove local state (data/) and caches, keep the virtualenv
+	rm -rf data .pytest_cache .mypy_cache .ruff_cache

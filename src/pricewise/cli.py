@@ -1,0 +1,176 @@
+"""Command-line arguments in, a stage run and its printed result out; the CLI holds no logic of its own."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from pricewise import download, ingest, logs, split, status, validate
+from pricewise.config import Config, load_config
+from pricewise.errors import PricewiseError
+from pricewise.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(
+    help="pricewise: price suggestions for second-hand listings, from raw files to a served model.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Inspect and fetch data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every command needs: settings from the environment and the stage parameters."""
+
+    settings: Settings
+    config_path: Path | None
+
+    def config(self) -> Config:
+        """Load the stage parameters (built-in defaults when the default file is absent)."""
+        return load_config(self.config_path)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print a one-line error for a person and return the exit to raise."""
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn errors into a one-line message and a non-zero exit instead of a traceback.
+
+    Errors the user can fix exit 2; anything unexpected exits 3, with the traceback logged under --verbose.
+    """
+    try:
+        yield
+    except PricewiseError as exc:
+        raise fail(str(exc)) from exc
+    except Exception as exc:
+        logger.info("unexpected failure", exc_info=True)
+        raise fail(
+            f"unexpected failure: {type(exc).__name__}: {exc} (run with --verbose for details)", 3
+        ) from exc
+
+
+def guarded(func: Callable[[], T]) -> T:
+    """Run a stage, turning user-fixable errors into a clean exit."""
+    with user_errors():
+        return func()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Stage parameters (YAML). Default: PRICEWISE_CONFIG_PATH."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")] = False,
+) -> None:
+    """Configure logging, read settings and find the stage parameters."""
+    logs.configure(verbose)
+    settings = guarded(get_settings)
+    config_path: Path | None = config if config is not None else settings.config_path
+    if config is None and not settings.config_path.exists():
+        config_path = None
+    ctx.obj = Context(settings=settings, config_path=config_path)
+
+
+def _context(ctx: typer.Context) -> Context:
+    obj = ctx.obj
+    if not isinstance(obj, Context):
+        raise fail("internal: command context missing")
+    return obj
+
+
+@app.command("ingest")
+def ingest_command(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files (.tsv .csv .gz .zip .7z .parquet) or directories of them.")
+    ],
+) -> None:
+    """Load listing files into the warehouse as batches, with lineage; content already there is skipped."""
+    c = _context(ctx)
+    result = guarded(lambda: ingest.run(c.config(), c.settings, paths))
+    for b in result.batches:
+        if b.already_ingested:
+            typer.echo(f"{b.source_name}: already ingested as batch {b.batch_id}, nothing to do")
+        else:
+            typer.echo(
+                f"{b.source_name}: batch {b.batch_id}, {b.kind}, {b.rows} rows read "
+                f"({b.parse_rejected} unparseable, quarantined at validation)"
+            )
+    typer.echo(f"{len(result.new_batches)} new batch(es) in {c.settings.warehouse}")
+
+
+@app.command("validate")
+def validate_command(
+    ctx: typer.Context,
+    batch: Annotated[
+        str | None, typer.Option("--batch", "-b", help="Batch to (re)validate; default: all new.")
+    ] = None,
+) -> None:
+    """Check rows and batches; accept, quarantine with reasons, and report. Exits 1 when a batch fails."""
+    c = _context(ctx)
+    result = guarded(lambda: validate.run(c.config(), c.settings, batch))
+    if not result.batches:
+        typer.echo("no batches waiting for validation (use --batch ID to validate one again)")
+    for b in result.batches:
+        typer.echo(
+            f"batch {b.batch_id} ({b.source_name}): {b.status.upper()}: {b.accepted} accepted, "
+            f"{b.rejected} rejected of {b.rows_read} read"
+        )
+        for reason, n in list(b.reasons.items())[:5]:
+            typer.echo(f"  reject reason {reason}: {n}")
+        for check in b.checks:
+            if check.status != "pass":
+                typer.echo(f"  {check.status}: {check.name} = {check.value} ({check.detail})")
+        typer.echo(f"  report: {b.report_html}")
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@app.command("split")
+def split_command(ctx: typer.Context) -> None:
+    """Reassign train/valid/test splits from listing ids with the configured shares."""
+    c = _context(ctx)
+    result = guarded(lambda: split.run(c.config(), c.settings))
+    typer.echo(", ".join(f"{name}: {n}" for name, n in result.counts.items()))
+
+
+@data_app.command("status")
+def status_command(ctx: typer.Context) -> None:
+    """Show batches, row counts, accepted/rejected and the last validation result."""
+    c = _context(ctx)
+    result = guarded(lambda: status.run(c.settings))
+    typer.echo(f"warehouse {result.warehouse}")
+    if not result.batches:
+        typer.echo("no batches yet: run `pricewise ingest PATH`")
+    for b in result.batches:
+        verdict = (
+            f"{b.status}: {b.accepted} accepted, {b.rejected} rejected" if b.status else "not validated yet"
+        )
+        typer.echo(f"{b.batch_id}  {b.kind:8}  {b.rows:>9} rows  {b.ingested_at}  {verdict}  {b.source_name}")
+    splits = ", ".join(f"{k}: {v}" for k, v in sorted(result.training_splits.items()))
+    typer.echo(f"training listings by split: {splits or 'none'}")
+
+
+@data_app.command("download")
+def download_command(ctx: typer.Context) -> None:
+    """Fetch train.tsv.7z from Kaggle (needs the kaggle extra and credentials)."""
+    c = _context(ctx)
+    for path in guarded(lambda: download.run(c.settings)):
+        typer.echo(f"downloaded {path}; next: pricewise ingest {path}")

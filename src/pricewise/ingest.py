@@ -1,0 +1,155 @@
+"""Raw listing files in, new batches in the warehouse (raw rows, unparseable records, lineage) out.
+
+One call is one transaction: every file of the call lands, or none does. Content already in the warehouse
+is recognised by its sha256 and skipped, so ingesting the same data twice is a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from pricewise import warehouse
+from pricewise.config import Config
+from pricewise.errors import InputFileError
+from pricewise.settings import Settings
+from pricewise.sources import FIELD_COLUMNS, TableSource, open_sources
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What happened to one table source."""
+
+    batch_id: str
+    source_name: str
+    kind: str
+    rows: int
+    parse_rejected: int
+    already_ingested: bool
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """The outcome of one ingest call, one entry per table source."""
+
+    batches: tuple[BatchOutcome, ...]
+
+    @property
+    def new_batches(self) -> tuple[BatchOutcome, ...]:
+        """Batches this call added."""
+        return tuple(b for b in self.batches if not b.already_ingested)
+
+
+def batch_id_for(content_sha256: str) -> str:
+    """Batch ids derive from content, so the same content always has the same id."""
+    return f"b{content_sha256[:12]}"
+
+
+def _reader_sql(source: TableSource, rejects_table: str, config: Config) -> str:
+    path = warehouse.sql_literal(str(source.read_path))
+    if source.table_format == "parquet":
+        return f"read_parquet({path})"
+    columns = ", ".join(f"'{name}': 'VARCHAR'" for name in source.columns)
+    delimiter = warehouse.sql_literal(source.delimiter or "\t")
+    return (
+        f"read_csv({path}, delim={delimiter}, header=true, quote='\"', escape='\"', all_varchar=true, "
+        f"auto_detect=false, columns={{{columns}}}, compression='{'gzip' if source.gzipped else 'none'}', "
+        f"strict_mode=true, null_padding=false, max_line_size={config.ingest.max_line_bytes}, "
+        f"store_rejects=true, rejects_table='{rejects_table}', rejects_scan='{rejects_table}_scan')"
+    )
+
+
+def _load(
+    con: duckdb.DuckDBPyConnection, source: TableSource, batch_id: str, config: Config, n: int
+) -> BatchOutcome:
+    rejects_table = f"ingest_rejects_{n}"
+    price = '"price"' if source.kind == "priced" else "NULL"
+    fields = ", ".join(f'CAST("{col}" AS VARCHAR)' for col in FIELD_COLUMNS)
+    logger.info("loading %s into batch %s", source.source_name, batch_id)
+    try:
+        con.execute(
+            f"""
+            INSERT INTO raw_listings
+                (batch_id, source_id, name, item_condition_id, category_name, brand_name, shipping,
+                 item_description, price)
+            SELECT ?, CAST("{source.id_column}" AS VARCHAR), {fields}, CAST({price} AS VARCHAR)
+            FROM {_reader_sql(source, rejects_table, config)}
+            """,
+            [batch_id],
+        )
+    except duckdb.Error as exc:
+        raise InputFileError(f"{source.source_name}: cannot be read as a listings table ({exc})") from exc
+    row = con.execute("SELECT count(*) FROM raw_listings WHERE batch_id = ?", [batch_id]).fetchone()
+    parsed = int(row[0]) if row else 0
+    parse_rejected = 0
+    if source.table_format == "delimited":
+        con.execute(
+            f"""
+            INSERT INTO parse_rejects (batch_id, source_line, error_type, message, raw_line)
+            SELECT ?, line, min(error_type), string_agg(DISTINCT error_message, '; '), min(csv_line)
+            FROM {rejects_table} GROUP BY line
+            """,
+            [batch_id],
+        )
+        row = con.execute("SELECT count(*) FROM parse_rejects WHERE batch_id = ?", [batch_id]).fetchone()
+        parse_rejected = int(row[0]) if row else 0
+        con.execute(f"DROP TABLE IF EXISTS {rejects_table}; DROP TABLE IF EXISTS {rejects_table}_scan")
+    if parsed + parse_rejected == 0:
+        raise InputFileError(f"{source.source_name}: the file has a header but no rows")
+    con.execute(
+        "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            batch_id,
+            source.kind,
+            source.source_name,
+            str(source.source_path.resolve()),
+            source.file_format,
+            source.content_sha256,
+            parsed + parse_rejected,
+            parse_rejected,
+            datetime.now(UTC).replace(tzinfo=None),
+            warehouse.SCHEMA_VERSION,
+        ],
+    )
+    return BatchOutcome(
+        batch_id, source.source_name, source.kind, parsed + parse_rejected, parse_rejected, False
+    )
+
+
+def run(config: Config, settings: Settings, paths: list[Path]) -> IngestResult:
+    """Ingest listing files into the warehouse.
+
+    Args:
+        config: Stage parameters (the ingest section is used).
+        settings: Where the warehouse and scratch space are.
+        paths: Files or directories in any supported format.
+
+    Returns:
+        One outcome per table found, new or already ingested.
+
+    Raises:
+        InputFileError: A file cannot be read as a listings table; nothing was written.
+    """
+    outcomes: list[BatchOutcome] = []
+    with open_sources(paths, settings.scratch) as sources, warehouse.connect(settings) as con:
+        seen: dict[str, str] = dict(con.execute("SELECT content_sha256, batch_id FROM batches").fetchall())
+        with warehouse.transaction(con):
+            for n, source in enumerate(sources):
+                batch_id = batch_id_for(source.content_sha256)
+                if source.content_sha256 in seen:
+                    row = con.execute(
+                        "SELECT kind, row_count, parse_rejected FROM batches WHERE batch_id = ?", [batch_id]
+                    ).fetchone()
+                    kind, rows, rejected = row if row else (source.kind, 0, 0)
+                    logger.info("%s is already in the warehouse as batch %s", source.source_name, batch_id)
+                    outcomes.append(BatchOutcome(batch_id, source.source_name, kind, rows, rejected, True))
+                    continue
+                outcomes.append(_load(con, source, batch_id, config, n))
+                seen[source.content_sha256] = batch_id
+    return IngestResult(tuple(outcomes))

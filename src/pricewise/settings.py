@@ -1,0 +1,58 @@
+"""Environment settings (prefix PRICEWISE_) in, a typed Settings object out; nothing is created on import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where pricewise keeps its state; every field can be set as PRICEWISE_<FIELD> in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="PRICEWISE_", env_file=".env", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default=Path("data"), description="Root of all local state.")
+    warehouse_path: Path | None = Field(
+        default=None, description="DuckDB file; defaults to <data_dir>/warehouse.duckdb."
+    )
+    config_path: Path = Field(default=Path("configs/pricewise.yaml"), description="Stage parameters (YAML).")
+    reports_dir: Path | None = Field(default=None, description="Reports; defaults to <data_dir>/reports.")
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking URI; defaults to a SQLite store under <data_dir>/mlflow."
+    )
+    duckdb_memory_limit: str = Field(default="1GB", description="Memory cap for DuckDB queries.")
+    duckdb_threads: int = Field(default=2, ge=1, description="Threads DuckDB may use.")
+
+    @property
+    def warehouse(self) -> Path:
+        """The DuckDB warehouse file."""
+        return self.warehouse_path or self.data_dir / "warehouse.duckdb"
+
+    @property
+    def reports(self) -> Path:
+        """The directory that holds generated reports."""
+        return self.reports_dir or self.data_dir / "reports"
+
+    @property
+    def scratch(self) -> Path:
+        """Scratch space for archive extraction, on the same disk as the warehouse."""
+        return self.data_dir / "tmp"
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow tracking URI; the embedded default is a SQLite store with artifacts beside it."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.data_dir / 'mlflow' / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> Path:
+        """Where the embedded MLflow store keeps artifacts."""
+        return (self.data_dir / "mlflow" / "artifacts").resolve()
+
+
+def get_settings() -> Settings:
+    """Read settings from the environment (and a .env file in the working directory, if any)."""
+    return Settings()

@@ -1,0 +1,186 @@
+"""The DuckDB warehouse: a settings object in, an open connection with the pricewise schema out.
+
+This is the only module that opens DuckDB. Tables:
+
+- ``batches``: lineage of every ingested file (source, content sha256, rows, time, schema version).
+- ``raw_listings``: every parsed row exactly as read, all text; immutable once ingested.
+- ``parse_rejects``: records the reader could not split into the expected columns, with the raw line.
+- ``listings``: rows that passed validation, typed, with their split; priced rows are training listings.
+- ``rejects``: rows that failed validation, with reason codes; accepted + rejected = read for every batch.
+- ``validations`` and ``batch_profiles``: the result of every validation run and each batch's profile.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import duckdb
+
+from pricewise.errors import PricewiseError
+from pricewise.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id VARCHAR PRIMARY KEY,
+    kind VARCHAR NOT NULL,              -- 'priced' (training listings) or 'unpriced' (listings to score)
+    source_name VARCHAR NOT NULL,       -- file name, with the archive member after '!' when extracted
+    source_path VARCHAR NOT NULL,
+    file_format VARCHAR NOT NULL,
+    content_sha256 VARCHAR NOT NULL UNIQUE,
+    row_count BIGINT NOT NULL,          -- rows read: parsed rows + records the reader could not parse
+    parse_rejected BIGINT NOT NULL,
+    ingested_at TIMESTAMP NOT NULL,
+    schema_version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS raw_listings (
+    batch_id VARCHAR NOT NULL,
+    source_id VARCHAR,
+    name VARCHAR,
+    item_condition_id VARCHAR,
+    category_name VARCHAR,
+    brand_name VARCHAR,
+    price VARCHAR,
+    shipping VARCHAR,
+    item_description VARCHAR
+);
+CREATE TABLE IF NOT EXISTS parse_rejects (
+    batch_id VARCHAR NOT NULL,
+    source_line BIGINT,
+    error_type VARCHAR NOT NULL,
+    message VARCHAR,
+    raw_line VARCHAR
+);
+CREATE TABLE IF NOT EXISTS listings (
+    listing_id VARCHAR NOT NULL,
+    batch_id VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    source_id BIGINT NOT NULL,
+    name VARCHAR NOT NULL,
+    item_condition_id TINYINT NOT NULL,
+    category_name VARCHAR,
+    brand_name VARCHAR,
+    price DOUBLE,
+    shipping TINYINT NOT NULL,
+    item_description VARCHAR,
+    usable_for_training BOOLEAN NOT NULL,
+    split VARCHAR
+);
+CREATE TABLE IF NOT EXISTS rejects (
+    batch_id VARCHAR NOT NULL,
+    source_line BIGINT,
+    source_id VARCHAR,
+    reasons VARCHAR[] NOT NULL,
+    name VARCHAR,
+    item_condition_id VARCHAR,
+    category_name VARCHAR,
+    brand_name VARCHAR,
+    price VARCHAR,
+    shipping VARCHAR,
+    item_description VARCHAR,
+    raw_line VARCHAR
+);
+CREATE TABLE IF NOT EXISTS validations (
+    validation_id VARCHAR PRIMARY KEY,
+    batch_id VARCHAR NOT NULL,
+    validated_at TIMESTAMP NOT NULL,
+    status VARCHAR NOT NULL,            -- 'pass', 'warn' or 'fail'
+    rows_read BIGINT NOT NULL,
+    accepted BIGINT NOT NULL,
+    rejected BIGINT NOT NULL,
+    unusable_for_training BIGINT NOT NULL,
+    reference_batch_id VARCHAR,
+    report_json VARCHAR NOT NULL,
+    report_html VARCHAR NOT NULL,
+    checks VARCHAR NOT NULL             -- JSON list of batch checks
+);
+CREATE TABLE IF NOT EXISTS batch_profiles (
+    batch_id VARCHAR PRIMARY KEY,
+    profile VARCHAR NOT NULL            -- JSON
+);
+CREATE OR REPLACE VIEW latest_validations AS
+    SELECT * FROM validations
+    QUALIFY row_number() OVER (PARTITION BY batch_id ORDER BY validated_at DESC) = 1;
+CREATE OR REPLACE VIEW training_listings AS
+    SELECT l.* FROM listings l
+    JOIN latest_validations v USING (batch_id)
+    WHERE l.kind = 'priced' AND l.usable_for_training AND v.status <> 'fail';
+"""
+
+
+@contextmanager
+def connect(settings: Settings, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse, creating the file and schema on first write.
+
+    Args:
+        settings: Where the warehouse lives and how much memory and how many threads DuckDB may use.
+        read_only: Open without taking the write lock; the file must exist.
+
+    Yields:
+        An open connection; it is closed on exit.
+
+    Raises:
+        PricewiseError: The warehouse cannot be opened (missing in read-only mode, locked, not DuckDB).
+    """
+    path = settings.warehouse
+    if read_only and not path.exists():
+        raise PricewiseError(f"no warehouse at {path}: run `pricewise ingest PATH` first")
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    spill_dir = settings.scratch / "duckdb_spill"
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        raise PricewiseError(f"cannot open warehouse {path}: {exc}") from exc
+    try:
+        con.execute(f"SET memory_limit = '{settings.duckdb_memory_limit}'")
+        con.execute(f"SET threads = {settings.duckdb_threads}")
+        # Insertion order is not meaningful in the warehouse; dropping it lets large reads stream.
+        con.execute("SET preserve_insertion_order = false")
+        if not read_only:
+            spill_dir.mkdir(parents=True, exist_ok=True)
+            con.execute(f"SET temp_directory = {sql_literal(str(spill_dir))}")
+            con.execute(SCHEMA)
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Run a block atomically: everything it wrote is committed together, or rolled back on any error."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def table_digest(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Row counts of every pricewise table, used to show that a failed step changed nothing."""
+    tables = [
+        "batches",
+        "raw_listings",
+        "parse_rejects",
+        "listings",
+        "rejects",
+        "validations",
+        "batch_profiles",
+    ]
+    counts: dict[str, int] = {}
+    for table in tables:
+        row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+        counts[table] = int(row[0]) if row else 0
+    return counts
+
+
+def sql_literal(text: str) -> str:
+    """Quote text as a DuckDB SQL string literal (for paths and names DuckDB cannot take as parameters)."""
+    return "'" + text.replace("'", "''") + "'"
