@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 DEFAULT_SOURCE = Path(__file__).resolve().parents[1].parent / "shared/data/mercari/mercari_train_8k.tsv.gz"
 FULL_TRAIN_ROWS = 1_482_535
-CHUNK_ROWS = 200_000
+CHUNK_ROWS = 100_000
 
 TRAIN_COLUMNS = [
     "train_id",

@@ -97,7 +97,7 @@ def _magic(path: Path) -> bytes:
         return handle.read(8)
 
 
-def _hash_stream(stream: IO[bytes]) -> str:
+def _hash_stream(stream: gzip.GzipFile | IO[bytes]) -> str:
     digest = hashlib.sha256()
     while chunk := stream.read(CHUNK):
         digest.update(chunk)

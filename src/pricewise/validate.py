@@ -31,8 +31,10 @@ STATUS_ORDER: dict[Status, int] = {"pass": 0, "warn": 1, "fail": 2}
 NULLABLE_COLUMNS = ("category_name", "brand_name", "item_description")
 # Control characters other than tab and newlines, and U+FFFD (what a decoder leaves for bytes it could not read).
 BROKEN_TEXT = r"[\x{00}-\x{08}\x{0B}\x{0C}\x{0E}-\x{1F}\x{7F}\x{FFFD}]"
-# UTF-8 decoded as Latin-1/cp1252 ("mojibake"), e.g. 'Ã©' for 'é' or 'â€™' for '’'.
-MOJIBAKE = r"Ã[\x{80}-\x{BF}]|â€|Â[\x{A0}-\x{BF}]"
+# UTF-8 read as cp1252 ("mojibake"): 'Ã©' for 'é', 'Â®' for '®', 'â„¢' for '™'. A lead character followed by
+# what cp1252 shows for a UTF-8 continuation byte (0x80-0xBF).
+_CONTINUATION = r"[\x{80}-\x{BF}€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ]"
+MOJIBAKE = rf"[ÂÃ]{_CONTINUATION}|â{_CONTINUATION}{_CONTINUATION}"
 TEXT_COLUMNS = ("name", "category_name", "brand_name", "item_description")
 
 
