@@ -31,15 +31,19 @@ test: lint ## Lint, then the whole test suite (unit, integration, model)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: run
-run: install ## Ingest and validate DATA (default: the shared training sample)
+run: install ## Ingest, validate, train, evaluate and promote on DATA (default: the shared training sample)
 	@if [ -z "$(DATA)" ]; then echo "no data: pass DATA=path/to/train.tsv.7z (see README: Getting the data)"; exit 2; fi
 	$(BIN)/pricewise ingest $(DATA)
 	$(BIN)/pricewise validate
 	$(BIN)/pricewise data status
+	$(BIN)/pricewise train
+	$(BIN)/pricewise evaluate --model models:/pricewise@challenger
+	$(BIN)/pricewise promote
 
 .PHONY: bench
-bench: install ## Benchmarks: ingest + validate of the 1,482,535-row scaled file
+bench: install ## Benchmarks: ingest + validate of the 1,482,535-row scaled file, then the models
 	$(BIN)/python benchmarks/bench_ingest_validate.py
+	$(BIN)/python benchmarks/model_experiments.py
 
 .PHONY: format
 format: install ## Apply ruff fixes and formatting

@@ -11,7 +11,19 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from pricewise import download, ingest, logs, split, status, validate
+from pricewise import (
+    download,
+    evaluate,
+    ingest,
+    logs,
+    predict,
+    registry,
+    split,
+    status,
+    train,
+    tune,
+    validate,
+)
 from pricewise.config import Config, load_config
 from pricewise.errors import PricewiseError
 from pricewise.settings import Settings, get_settings
@@ -174,3 +186,74 @@ def download_command(ctx: typer.Context) -> None:
     c = _context(ctx)
     for path in guarded(lambda: download.run(c.settings)):
         typer.echo(f"downloaded {path}; next: pricewise ingest {path}")
+
+
+@app.command("train")
+def train_command(ctx: typer.Context) -> None:
+    """Fit the rules baseline and the main model on the training split; track and register both in MLflow."""
+    c = _context(ctx)
+    result = guarded(lambda: train.run(c.config(), c.settings))
+    typer.echo(f"run {result.run_id} on {result.rows} listings from batches {', '.join(result.batch_ids)}")
+    for m in (result.baseline, result.main):
+        figures = ", ".join(f"{k} {v:.4f}" for k, v in m.metrics.items())
+        typer.echo(f"{m.kind}: {m.registered_model} v{m.version}: {figures}")
+    typer.echo(f"challenger: {result.main.registered_model} v{result.main.version}; next: pricewise promote")
+
+
+@app.command("tune")
+def tune_command(
+    ctx: typer.Context,
+    max_evals: Annotated[int | None, typer.Option(min=1, help="Trials; default from config.")] = None,
+) -> None:
+    """Search the main model's hyperparameters with Hyperopt (TPE); save the best for `train`."""
+    c = _context(ctx)
+    result = guarded(lambda: tune.run(c.config(), c.settings, max_evals))
+    typer.echo(
+        f"{result.trials} trials in run {result.run_id}; best valid RMSLE {result.best_valid_rmsle:.4f}"
+    )
+    typer.echo(f"best parameters {result.best_params} saved to {result.saved_to}")
+
+
+@app.command("evaluate")
+def evaluate_command(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Option(help="MLflow model URI; default the champion.")] = None,
+) -> None:
+    """Score the test split: RMSLE, MAE and range coverage overall and by segment, with plots and a report."""
+    c = _context(ctx)
+    result = guarded(lambda: evaluate.run(c.config(), c.settings, model))
+    typer.echo(f"{result.model_uri}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.overall.items()))
+    typer.echo(f"report: {result.report_html}")
+
+
+@app.command("promote")
+def promote_command(ctx: typer.Context) -> None:
+    """Promote the challenger to champion if it passes the gate; record the decision either way."""
+    c = _context(ctx)
+    decision = guarded(lambda: registry.promote(c.config(), c.settings))
+    typer.echo(f"{decision.action}: {decision.reason}")
+    typer.echo(f"champion of {decision.registered_model}: v{decision.champion_after}")
+
+
+@app.command("rollback")
+def rollback_command(ctx: typer.Context) -> None:
+    """Restore the previous champion in one step."""
+    c = _context(ctx)
+    decision = guarded(lambda: registry.rollback(c.config(), c.settings))
+    typer.echo(f"{decision.reason}; champion of {decision.registered_model}: v{decision.champion_after}")
+
+
+@app.command("predict")
+def predict_command(
+    ctx: typer.Context,
+    input_path: Annotated[Path, typer.Option("--input", "-i", help="Listings in any format ingest takes.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Scores: .csv, .tsv or .parquet.")],
+    model: Annotated[str | None, typer.Option(help="MLflow model URI; default the champion.")] = None,
+) -> None:
+    """Score a file of listings: id, price, low, high, model version; rejected rows get their reasons."""
+    c = _context(ctx)
+    result = guarded(lambda: predict.run(c.config(), c.settings, input_path, output, model))
+    typer.echo(
+        f"{result.scored} scored, {result.rejected} rejected with {result.model_version} "
+        f"in {result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s): {result.output}"
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -90,12 +90,89 @@ class SplitConfig(StrictModel):
         return self
 
 
+class BaselineConfig(StrictModel):
+    """The rules baseline: median price by group, backing off to coarser groups below a minimum size."""
+
+    min_group_size: int = Field(default=5, ge=1)
+
+
+class TrainConfig(StrictModel):
+    """Training: what is registered where, range coverage, and the main model's hyperparameters."""
+
+    experiment: str = "pricewise"
+    registered_model: str = "pricewise"
+    baseline_registered_model: str = "pricewise-baseline"
+    coverage: float = Field(default=0.8, gt=0.0, lt=1.0, description="Stated coverage of price ranges.")
+    seed: int = 42
+    min_rows_per_split: int = Field(default=20, ge=1)
+    use_tuned_params: bool = Field(default=True, description="Overlay the best parameters `tune` saved.")
+    baseline: BaselineConfig = BaselineConfig()
+    params: dict[str, Any] = Field(default_factory=dict, description="Main model hyperparameters.")
+
+
+class SearchDimension(StrictModel):
+    """One hyperparameter's search range for Hyperopt."""
+
+    kind: Literal["uniform", "loguniform", "quniform", "choice"]
+    low: float | None = None
+    high: float | None = None
+    q: float | None = None
+    options: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> SearchDimension:
+        if self.kind == "choice" and not self.options:
+            raise ValueError("a choice needs options")
+        if self.kind != "choice" and (self.low is None or self.high is None or self.high <= self.low):
+            raise ValueError(f"{self.kind} needs low < high")
+        if self.kind == "quniform" and not self.q:
+            raise ValueError("quniform needs q")
+        return self
+
+
+class TuneConfig(StrictModel):
+    """Hyperopt TPE search over the main model's hyperparameters."""
+
+    max_evals: int = Field(default=12, ge=1)
+    seed: int = 7
+    space: dict[str, SearchDimension] = Field(default_factory=dict)
+
+
+class BehaviourConfig(StrictModel):
+    """Behaviour checks a challenger must pass before promotion."""
+
+    sample_size: int = Field(default=300, ge=10)
+    invariance_tolerance: float = Field(default=0.01, ge=0.0, description="Max |change| of log price.")
+    condition_tolerance: float = Field(
+        default=0.02, ge=0.0, description="How much a worse condition may raise the mean log price."
+    )
+
+
+class PromoteConfig(StrictModel):
+    """The promotion gate."""
+
+    margin: float = Field(
+        default=0.0, ge=0.0, description="RMSLE the challenger must gain over the champion."
+    )
+    behaviour: BehaviourConfig = BehaviourConfig()
+
+
+class PredictConfig(StrictModel):
+    """Batch scoring."""
+
+    chunk_rows: int = Field(default=200_000, ge=1000)
+
+
 class Config(StrictModel):
     """All stage parameters, one section per stage."""
 
     ingest: IngestConfig = IngestConfig()
     validate_: ValidateConfig = Field(default=ValidateConfig(), alias="validate")
     split: SplitConfig = SplitConfig()
+    train: TrainConfig = TrainConfig()
+    tune: TuneConfig = TuneConfig()
+    promote: PromoteConfig = PromoteConfig()
+    predict: PredictConfig = PredictConfig()
 
 
 def load_config(path: Path | None) -> Config:

@@ -65,9 +65,24 @@ def _reader_sql(source: TableSource, rejects_table: str, config: Config) -> str:
     )
 
 
-def _load(
+def load_source(
     con: duckdb.DuckDBPyConnection, source: TableSource, batch_id: str, config: Config, n: int
 ) -> BatchOutcome:
+    """Read one table source into raw_listings and parse_rejects, and record its batch.
+
+    Args:
+        con: An open warehouse (or scratch) connection, inside a transaction.
+        source: The checked table source.
+        batch_id: The id the rows are stored under.
+        config: Stage parameters (the ingest section is used).
+        n: A number unique within the transaction, naming the reader's temporary rejects table.
+
+    Returns:
+        The batch's outcome.
+
+    Raises:
+        InputFileError: The file cannot be read, or has a header but no rows.
+    """
     rejects_table = f"ingest_rejects_{n}"
     price = '"price"' if source.kind == "priced" else "NULL"
     fields = ", ".join(f'CAST("{col}" AS VARCHAR)' for col in FIELD_COLUMNS)
@@ -150,6 +165,6 @@ def run(config: Config, settings: Settings, paths: list[Path]) -> IngestResult:
                     logger.info("%s is already in the warehouse as batch %s", source.source_name, batch_id)
                     outcomes.append(BatchOutcome(batch_id, source.source_name, kind, rows, rejected, True))
                     continue
-                outcomes.append(_load(con, source, batch_id, config, n))
+                outcomes.append(load_source(con, source, batch_id, config, n))
                 seen[source.content_sha256] = batch_id
     return IngestResult(tuple(outcomes))

@@ -81,8 +81,13 @@ class ValidateResult:
         return any(b.status == "fail" for b in self.batches)
 
 
-def _row_rules_sql(kind: str, config: ValidateConfig) -> str:
-    """SQL that types each raw row and lists the rules it breaks (an empty list means accepted)."""
+def row_rules_sql(kind: str, config: ValidateConfig) -> str:
+    """SQL that types each raw row of batch $batch and lists the rules it breaks (an empty list means accepted).
+
+    Args:
+        kind: priced rows are also checked for a valid price; unpriced rows are not.
+        config: The row rules.
+    """
     rules = config.rows
     text_checks = " OR ".join(
         f"regexp_matches(coalesce({col}, ''), '{BROKEN_TEXT}|{MOJIBAKE}')" for col in TEXT_COLUMNS
@@ -141,7 +146,7 @@ def _write_rows(con: duckdb.DuckDBPyConnection, batch_id: str, kind: str, config
     for table in ("listings", "rejects", "batch_profiles"):
         con.execute(f"DELETE FROM {table} WHERE batch_id = ?", [batch_id])
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE checked AS {_row_rules_sql(kind, config.validate_)}",
+        f"CREATE OR REPLACE TEMP TABLE checked AS {row_rules_sql(kind, config.validate_)}",
         {"batch": batch_id, "kind": kind},
     )
     con.execute(

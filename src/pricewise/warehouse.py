@@ -8,6 +8,7 @@ This is the only module that opens DuckDB. Tables:
 - ``listings``: rows that passed validation, typed, with their split; priced rows are training listings.
 - ``rejects``: rows that failed validation, with reason codes; accepted + rejected = read for every batch.
 - ``validations`` and ``batch_profiles``: the result of every validation run and each batch's profile.
+- ``promotions``: every promotion, refusal and rollback of a champion, with figures and reason.
 """
 
 from __future__ import annotations
@@ -103,6 +104,16 @@ CREATE TABLE IF NOT EXISTS batch_profiles (
     batch_id VARCHAR PRIMARY KEY,
     profile VARCHAR NOT NULL            -- JSON
 );
+CREATE TABLE IF NOT EXISTS promotions (
+    decided_at TIMESTAMP NOT NULL,
+    registered_model VARCHAR NOT NULL,
+    action VARCHAR NOT NULL,            -- 'first', 'promote', 'refuse' or 'rollback'
+    champion_before VARCHAR,
+    challenger VARCHAR,
+    champion_after VARCHAR,
+    metrics VARCHAR NOT NULL,           -- JSON
+    reason VARCHAR NOT NULL
+);
 CREATE OR REPLACE VIEW latest_validations AS
     SELECT * FROM validations
     QUALIFY row_number() OVER (PARTITION BY batch_id ORDER BY validated_at DESC) = 1;
@@ -146,6 +157,20 @@ def connect(settings: Settings, *, read_only: bool = False) -> Iterator[duckdb.D
             spill_dir.mkdir(parents=True, exist_ok=True)
             con.execute(f"SET temp_directory = {sql_literal(str(spill_dir))}")
             con.execute(SCHEMA)
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def connect_scratch(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open an in-memory database with the pricewise schema, for work that must not touch the warehouse."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"SET memory_limit = '{settings.duckdb_memory_limit}'")
+        con.execute(f"SET threads = {settings.duckdb_threads}")
+        con.execute("SET preserve_insertion_order = false")
+        con.execute(SCHEMA)
         yield con
     finally:
         con.close()

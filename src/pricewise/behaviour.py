@@ -1,0 +1,96 @@
+"""A price-suggesting function and sample listings in; pass/fail behaviour checks a model must meet out.
+
+Checks: prices positive and finite with low <= price <= high; letter case and whitespace in text do not move
+the price; a worse condition (higher item_condition_id) does not raise the price on average.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pricewise.config import BehaviourConfig
+
+Suggest = Callable[[pd.DataFrame], pd.DataFrame]
+TEXT = ("name", "brand_name", "category_name", "item_description")
+
+
+@dataclass(frozen=True)
+class BehaviourCheck:
+    """One behaviour check and the figure it was judged on."""
+
+    name: str
+    passed: bool
+    value: float
+    detail: str
+
+
+def _log(frame: pd.DataFrame) -> np.ndarray:
+    return np.asarray(np.log1p(frame["price"].to_numpy(dtype=float)), dtype=float)
+
+
+def perturb_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same listings written carelessly: other letter case, doubled and padding whitespace."""
+    out = frame.copy()
+    for i, column in enumerate(TEXT):
+        values = out[column].fillna("").astype(str)
+        values = values.str.upper() if i % 2 == 0 else values.str.lower()
+        out[column] = "  " + values.str.replace(" ", "   ", regex=False) + " \t"
+    return out
+
+
+def positive_and_finite(suggest: Suggest, sample: pd.DataFrame) -> BehaviourCheck:
+    """Every price is finite and > 0, and every range holds its price."""
+    scored = suggest(sample)
+    price, low, high = (scored[c].to_numpy(dtype=float) for c in ("price", "low", "high"))
+    ok = (
+        np.isfinite(price)
+        & (price > 0)
+        & np.isfinite(low)
+        & np.isfinite(high)
+        & (low <= price)
+        & (price <= high)
+    )
+    bad = int((~ok).sum())
+    return BehaviourCheck(
+        "positive_and_finite", bad == 0, float(bad), f"{bad} of {len(sample)} suggestions invalid"
+    )
+
+
+def text_invariance(suggest: Suggest, sample: pd.DataFrame, tolerance: float) -> BehaviourCheck:
+    """Letter case and whitespace changes move the log price by at most `tolerance`."""
+    shift = float(np.max(np.abs(_log(suggest(perturb_text(sample))) - _log(suggest(sample)))))
+    return BehaviourCheck(
+        "text_invariance",
+        shift <= tolerance,
+        shift,
+        f"largest |change| of log price {shift:.5f} (max {tolerance})",
+    )
+
+
+def condition_order(suggest: Suggest, sample: pd.DataFrame, tolerance: float) -> BehaviourCheck:
+    """Moving every listing to a worse condition does not raise the mean log price by more than `tolerance`."""
+    means = []
+    for condition in range(1, 6):
+        means.append(float(np.mean(_log(suggest(sample.assign(item_condition_id=condition))))))
+    worst_rise = max(b - a for a, b in itertools.pairwise(means))
+    return BehaviourCheck(
+        "condition_order",
+        worst_rise <= tolerance,
+        worst_rise,
+        "mean log price by condition 1..5: " + ", ".join(f"{m:.3f}" for m in means),
+    )
+
+
+def run_checks(suggest: Suggest, sample: pd.DataFrame, config: BehaviourConfig) -> list[BehaviourCheck]:
+    """All behaviour checks on a sample of listings."""
+    sample = sample.head(config.sample_size).reset_index(drop=True)
+    return [
+        positive_and_finite(suggest, sample),
+        text_invariance(suggest, sample, config.invariance_tolerance),
+        condition_order(suggest, sample, config.condition_tolerance),
+    ]

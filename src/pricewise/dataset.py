@@ -1,0 +1,85 @@
+"""The warehouse in, model-ready frames of training listings per split (with their lineage) out."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pricewise import warehouse
+from pricewise.errors import PricewiseError
+from pricewise.settings import Settings
+
+FEATURE_COLUMNS = ("name", "brand_name", "category_name", "item_condition_id", "shipping", "item_description")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Listings of one split: raw feature columns, their prices and ids."""
+
+    frame: pd.DataFrame
+    price: np.ndarray
+
+    @property
+    def log_price(self) -> np.ndarray:
+        """The target the models learn: log1p(price)."""
+        return np.asarray(np.log1p(self.price), dtype=float)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The three splits and where they came from."""
+
+    train: Split
+    valid: Split
+    test: Split
+    batch_ids: tuple[str, ...]
+    digest: str
+
+
+def load(settings: Settings, min_rows: int = 1) -> TrainingData:
+    """Read usable training listings (priced, accepted, from batches that did not fail validation).
+
+    Args:
+        settings: Where the warehouse is.
+        min_rows: Fewest rows each split must have.
+
+    Returns:
+        Train, valid and test splits, the batches they came from, and a digest of their content.
+
+    Raises:
+        PricewiseError: No warehouse, or too few usable listings in a split.
+    """
+    columns = ", ".join(FEATURE_COLUMNS)
+    with warehouse.connect(settings, read_only=True) as con:
+        frame = con.execute(
+            f"SELECT listing_id, split, batch_id, {columns}, price FROM training_listings ORDER BY listing_id"
+        ).df()
+        digest_row = con.execute(
+            "SELECT string_agg(content_sha256, ',' ORDER BY batch_id) FROM batches "
+            "WHERE batch_id IN (SELECT DISTINCT batch_id FROM training_listings)"
+        ).fetchone()
+    splits = {}
+    for name in ("train", "valid", "test"):
+        part = frame[frame["split"] == name]
+        if len(part) < min_rows:
+            raise PricewiseError(
+                f"the {name} split has {len(part)} usable training listings (at least {min_rows} needed): "
+                "ingest and validate a priced batch that passes validation"
+            )
+        features = part[list(FEATURE_COLUMNS)].reset_index(drop=True)
+        splits[name] = Split(features, part["price"].to_numpy(dtype=float))
+    batch_ids = tuple(sorted(frame["batch_id"].unique().tolist()))
+    lineage = (digest_row[0] if digest_row else "") or ""
+    return TrainingData(
+        train=splits["train"],
+        valid=splits["valid"],
+        test=splits["test"],
+        batch_ids=batch_ids,
+        digest=hashlib.sha256(lineage.encode()).hexdigest()[:16],
+    )

@@ -1,0 +1,149 @@
+"""A listings file (any format ingest takes) and a registered model in; a scored file out.
+
+Each output row has the listing id, price, low, high and the model version; rows that fail the row rules get no
+price and their reasons instead. The output appears whole or not at all (written aside, then renamed).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from pricewise import ingest, tracking, validate, warehouse
+from pricewise.config import Config
+from pricewise.dataset import FEATURE_COLUMNS
+from pricewise.errors import PricewiseError
+from pricewise.registry import CHAMPION, load_suggester
+from pricewise.settings import Settings
+from pricewise.sources import open_sources
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_COLUMNS = ("id", "price", "low", "high", "model_version", "reasons")
+OUTPUT_FORMATS = (".csv", ".tsv", ".parquet")
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    """What was scored, with which model, and how fast."""
+
+    output: Path
+    model_uri: str
+    model_version: str
+    scored: int
+    rejected: int
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        """Throughput over the whole call, reading and writing included."""
+        return (self.scored + self.rejected) / self.seconds if self.seconds else 0.0
+
+
+def describe_version(uri: str) -> str:
+    """A readable 'name/version' for registry URIs; the URI itself otherwise."""
+    if not uri.startswith("models:/"):
+        return uri
+    ref = uri.removeprefix("models:/")
+    client = MlflowClient()
+    try:
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            return f"{name}/{client.get_model_version_by_alias(name, alias).version}"
+        if "/" in ref:
+            return ref
+    except MlflowException as exc:
+        raise PricewiseError(f"model {uri} does not exist: {exc.message}") from exc
+    return ref
+
+
+def _write(frame: pd.DataFrame, output: Path) -> None:
+    partial = output.with_name(f".{output.name}.partial")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if output.suffix == ".parquet":
+            frame.to_parquet(partial, index=False)
+        else:
+            frame.to_csv(partial, sep="\t" if output.suffix == ".tsv" else ",", index=False)
+        partial.replace(output)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise PricewiseError(f"cannot write {output}: {exc.strerror}") from exc
+
+
+def run(
+    config: Config, settings: Settings, input_path: Path, output: Path, model_uri: str | None = None
+) -> PredictResult:
+    """Score every listing of a file with a registered model.
+
+    Args:
+        config: Stage parameters (train names the model; predict sets the chunk size; validate the row rules).
+        settings: Where scratch space and the MLflow store are.
+        input_path: A listings file or directory in any format ingest accepts.
+        output: Where to write the scores: .csv, .tsv or .parquet.
+        model_uri: Any MLflow model URI; default the champion.
+
+    Returns:
+        Counts, the model version and the time taken.
+
+    Raises:
+        PricewiseError: Unreadable input (missing columns are listed), unknown model, or unwritable output.
+    """
+    if output.suffix not in OUTPUT_FORMATS:
+        raise PricewiseError(f"output {output} must end in one of {', '.join(OUTPUT_FORMATS)}")
+    started = time.perf_counter()
+    tracking.configure(settings)
+    uri = model_uri or f"models:/{config.train.registered_model}@{CHAMPION}"
+    model_version = describe_version(uri)
+    suggester = load_suggester(uri)
+    parts: list[pd.DataFrame] = []
+    with open_sources([input_path], settings.scratch) as sources, warehouse.connect_scratch(settings) as con:
+        for n, source in enumerate(sources):
+            batch_id = f"p{n}"
+            ingest.load_source(con, source, batch_id, config, n)
+            # Prices in the input are not needed to score, so only the unpriced rules apply.
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE checked AS {validate.row_rules_sql('unpriced', config.validate_)}",
+                {"batch": batch_id, "kind": "unpriced"},
+            )
+            reader = con.execute(
+                """
+                SELECT source_id AS id, trim(name) AS name, nullif(trim(brand_name), '') AS brand_name,
+                       nullif(trim(category_name), '') AS category_name,
+                       CAST(condition_num AS BIGINT) AS item_condition_id, CAST(shipping_num AS BIGINT) AS shipping,
+                       item_description
+                FROM checked WHERE len(reasons) = 0
+                """
+            ).to_arrow_reader(config.predict.chunk_rows)
+            assert reader is not None  # a SELECT always yields a result
+            for chunk in reader:
+                frame = chunk.to_pandas()
+                scored = suggester.suggest(frame[list(FEATURE_COLUMNS)])
+                scored.insert(0, "id", frame["id"].to_numpy())
+                parts.append(scored)
+            parts.append(
+                con.execute(
+                    """
+                    SELECT source_id AS id, array_to_string(reasons, ';') AS reasons FROM checked
+                    WHERE len(reasons) > 0
+                    UNION ALL
+                    SELECT 'line ' || source_line, 'parse_' || replace(lower(error_type), ' ', '_')
+                    FROM parse_rejects WHERE batch_id = $batch
+                    """,
+                    {"batch": batch_id},
+                ).df()
+            )
+    result = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(OUTPUT_COLUMNS))
+    result["model_version"] = model_version
+    result = result.reindex(columns=list(OUTPUT_COLUMNS))
+    rejected = int(result["reasons"].notna().sum())
+    _write(result, output)
+    seconds = time.perf_counter() - started
+    logger.info("scored %d rows (%d rejected) in %.1f s", len(result) - rejected, rejected, seconds)
+    return PredictResult(output, uri, model_version, len(result) - rejected, rejected, seconds)

@@ -1,0 +1,197 @@
+"""Training listings from the warehouse in; a rules baseline and the main model, tracked and registered in MLflow, out.
+
+Each train call is one MLflow run with the data lineage (batches, digest, dataset inputs) and code version, and
+two nested runs: the baseline (registered as the serving fallback) and the main model (registered with the
+alias `challenger`, for the promotion gate to judge).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.data.pandas_dataset import from_pandas
+
+import pricewise
+from pricewise import dataset, metrics, tracking
+from pricewise.config import Config
+from pricewise.errors import PricewiseError
+from pricewise.models.baseline import RulesBaseline
+from pricewise.models.ranges import ConformalRanges
+from pricewise.models.text_tabular import build_model
+from pricewise.registry import CHALLENGER, CHAMPION
+from pricewise.settings import Settings
+from pricewise.suggester import PriceSuggester, signature
+
+logger = logging.getLogger(__name__)
+
+RUNTIME_PACKAGES = ("mlflow", "numpy", "pandas", "scipy", "scikit-learn", "lightgbm", "duckdb", "pyarrow")
+
+
+@dataclass(frozen=True)
+class ModelOutcome:
+    """One fitted and registered model."""
+
+    kind: str
+    run_id: str
+    registered_model: str
+    version: str
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The parent run and both models it produced."""
+
+    run_id: str
+    baseline: ModelOutcome
+    main: ModelOutcome
+    batch_ids: tuple[str, ...]
+    rows: dict[str, int]
+
+
+def tuned_params_path(settings: Settings) -> Path:
+    """Where `tune` saves the best hyperparameters for `train` to use."""
+    return settings.data_dir / "tuning" / "best_params.json"
+
+
+def resolve_params(config: Config, settings: Settings) -> dict[str, Any]:
+    """The main model's hyperparameters: config values, overlaid by tuned ones when enabled and present."""
+    params = dict(config.train.params)
+    path = tuned_params_path(settings)
+    if config.train.use_tuned_params and path.is_file():
+        params.update(json.loads(path.read_text(encoding="utf-8")))
+    return params
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _log_datasets(data: dataset.TrainingData, settings: Settings) -> None:
+    source = str(settings.warehouse.resolve())
+    for name in ("train", "valid", "test"):
+        part = getattr(data, name)
+        frame = part.frame.assign(price=part.price)
+        ds = from_pandas(frame, source=source, name=f"{name}-{data.digest}", targets="price")
+        mlflow.log_input(ds, context=name)
+
+
+def _requirements() -> list[str]:
+    return [f"{name}=={version(name)}" for name in RUNTIME_PACKAGES]
+
+
+def fit_and_score(
+    model: Any, data: dataset.TrainingData, coverage: float
+) -> tuple[PriceSuggester, dict[str, float], float]:
+    """Fit on train, calibrate ranges on valid, score on test.
+
+    Returns:
+        The packaged model, its test metrics and the seconds spent fitting.
+    """
+    started = time.perf_counter()
+    model.fit(data.train.frame, data.train.log_price, data.valid.frame, data.valid.log_price)
+    fit_seconds = time.perf_counter() - started
+    ranges = ConformalRanges(coverage=coverage).fit(model.predict(data.valid.frame), data.valid.log_price)
+    suggester = PriceSuggester(model=model, ranges=ranges, kind=type(model).__name__)
+    scored = suggester.suggest(data.test.frame)
+    figures = metrics.summary(
+        data.test.price, scored["price"].to_numpy(), scored["low"].to_numpy(), scored["high"].to_numpy()
+    )
+    return suggester, figures, fit_seconds
+
+
+def _log_model(suggester: PriceSuggester, data: dataset.TrainingData, registered_model: str) -> str:
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=suggester,
+        signature=signature(),
+        input_example=data.test.frame.head(3),
+        pip_requirements=_requirements(),
+        code_paths=[str(Path(pricewise.__file__).parent)],
+        registered_model_name=registered_model,
+    )
+    return str(info.registered_model_version)
+
+
+def _train_one(
+    kind: str, model: Any, data: dataset.TrainingData, config: Config, params: dict[str, Any], registered: str
+) -> ModelOutcome:
+    with mlflow.start_run(run_name=kind, nested=True) as run:
+        mlflow.log_params({"model_kind": kind, "coverage": config.train.coverage, **params})
+        suggester, figures, fit_seconds = fit_and_score(model, data, config.train.coverage)
+        figures = {**figures, "fit_seconds": fit_seconds, "peak_rss_mb": peak_rss_mb()}
+        mlflow.log_metrics(
+            {k if k in ("fit_seconds", "peak_rss_mb") else f"test_{k}": v for k, v in figures.items()}
+        )
+        model_version = _log_model(suggester, data, registered)
+        logger.info(
+            "%s: version %s of %s, test RMSLE %.4f", kind, model_version, registered, figures["rmsle"]
+        )
+        return ModelOutcome(kind, run.info.run_id, registered, model_version, figures)
+
+
+def run(config: Config, settings: Settings) -> TrainResult:
+    """Train the baseline and the main model on the warehouse's training split and register both.
+
+    Args:
+        config: Stage parameters (the train section is used).
+        settings: Where the warehouse and the MLflow store are.
+
+    Returns:
+        The parent run id and, per model, its run, registered version and test metrics.
+
+    Raises:
+        PricewiseError: No usable training data, bad hyperparameters, or MLflow is unreachable.
+    """
+    data = dataset.load(settings, config.train.min_rows_per_split)
+    params = resolve_params(config, settings)
+    try:
+        main_model = build_model(params, seed=config.train.seed)
+    except (TypeError, ValueError) as exc:
+        raise PricewiseError(f"bad main model hyperparameters (train.params or tuned): {exc}") from exc
+    tracking.configure(settings)
+    experiment = tracking.experiment_id(settings, config.train.experiment)
+    client = MlflowClient()
+    with mlflow.start_run(experiment_id=experiment, run_name="train") as parent:
+        mlflow.set_tags(
+            {
+                "pricewise.code_version": tracking.code_version(),
+                "pricewise.batches": ",".join(data.batch_ids),
+                "pricewise.data_digest": data.digest,
+            }
+        )
+        mlflow.log_params(
+            {"rows_train": len(data.train), "rows_valid": len(data.valid), "rows_test": len(data.test)}
+        )
+        _log_datasets(data, settings)
+        baseline = _train_one(
+            "baseline",
+            RulesBaseline(min_group_size=config.train.baseline.min_group_size),
+            data,
+            config,
+            {"min_group_size": config.train.baseline.min_group_size},
+            config.train.baseline_registered_model,
+        )
+        main = _train_one("main", main_model, data, config, params, config.train.registered_model)
+        client.set_registered_model_alias(config.train.baseline_registered_model, CHAMPION, baseline.version)
+        client.set_registered_model_alias(config.train.registered_model, CHALLENGER, main.version)
+        mlflow.log_metrics(
+            {"baseline_test_rmsle": baseline.metrics["rmsle"], "main_test_rmsle": main.metrics["rmsle"]}
+        )
+    return TrainResult(
+        run_id=parent.info.run_id,
+        baseline=baseline,
+        main=main,
+        batch_ids=data.batch_ids,
+        rows={"train": len(data.train), "valid": len(data.valid), "test": len(data.test)},
+    )

@@ -1,0 +1,257 @@
+"""Train, promote, evaluate, predict, rollback and tune through the CLI, with a real MLflow store and warehouse."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from typer.testing import CliRunner, Result
+
+from pricewise import warehouse
+from pricewise.cli import app
+from pricewise.settings import Settings
+from tests.conftest import REPO, TEST_SAMPLE, TRAIN_SAMPLE, listing_row, write_table
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Workspace:
+    """A data directory with the sample ingested and validated, and a CLI bound to it."""
+
+    settings: Settings
+    config_path: Path
+
+    def cli(self, *args: str) -> Result:
+        env = {"PRICEWISE_DATA_DIR": str(self.settings.data_dir), "PRICEWISE_CONFIG_PATH": str(self.config_path)}
+        return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+
+    def promotions(self) -> list[tuple[str, str | None, str | None, str]]:
+        with warehouse.connect(self.settings, read_only=True) as con:
+            rows = con.execute(
+                "SELECT action, champion_before, champion_after, reason FROM promotions ORDER BY decided_at"
+            ).fetchall()
+        return [(str(a), b, c, str(d)) for a, b, c, d in rows]
+
+    def client(self) -> MlflowClient:
+        mlflow.set_tracking_uri(self.settings.tracking_uri)
+        return MlflowClient(self.settings.tracking_uri, self.settings.tracking_uri)
+
+
+def make_workspace(root: Path, config_text: str | None = None) -> Workspace:
+    config_path = REPO / "configs" / "pricewise.yaml"
+    if config_text is not None:
+        config_path = root / "pricewise.yaml"
+        config_path.write_text(config_text)
+    ws = Workspace(Settings(data_dir=root / "data", config_path=config_path), config_path)
+    assert ws.cli("ingest", str(TRAIN_SAMPLE)).exit_code == 0
+    assert ws.cli("validate").exit_code == 0
+    return ws
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    """One workspace trained once, shared by the tests of this module in order."""
+    ws = make_workspace(tmp_path_factory.mktemp("lifecycle"))
+    result = ws.cli("train")
+    assert result.exit_code == 0, result.output
+    yield ws
+
+
+def test_train_tracks_lineage_and_registers_a_challenger(trained: Workspace) -> None:
+    client = trained.client()
+    challenger = client.get_model_version_by_alias("pricewise", "challenger")
+    baseline = client.get_model_version_by_alias("pricewise-baseline", "champion")
+    run = client.get_run(challenger.run_id)
+    parent = client.get_run(run.data.tags["mlflow.parentRunId"])
+
+    assert float(run.data.metrics["test_rmsle"]) < float(client.get_run(baseline.run_id).data.metrics["test_rmsle"])
+    assert {"test_rmsle", "test_mae", "test_coverage", "fit_seconds", "peak_rss_mb"} <= set(run.data.metrics)
+    assert parent.data.tags["pricewise.batches"].startswith("b")
+    assert parent.data.tags["pricewise.code_version"].startswith("0.1.0+")
+    contexts = sorted(i.tags[0].value for i in parent.inputs.dataset_inputs)
+    assert contexts == ["test", "train", "valid"]
+    assert all(i.dataset.digest for i in parent.inputs.dataset_inputs)
+    model = mlflow.pyfunc.load_model("models:/pricewise@challenger")
+    assert [c.name for c in model.metadata.get_input_schema().inputs] == [
+        "name",
+        "brand_name",
+        "category_name",
+        "item_condition_id",
+        "shipping",
+        "item_description",
+    ]
+    out = model.predict(pd.DataFrame([{"name": "Nike running shoes", "item_condition_id": 2, "shipping": 1}]))
+    assert list(out.columns) == ["price", "low", "high"]
+    assert 0 < out["low"][0] <= out["price"][0] <= out["high"][0]
+
+
+def test_rollback_without_history_is_refused(trained: Workspace) -> None:
+    result = trained.cli("rollback")
+    assert result.exit_code == 2
+    assert "no previous champion" in result.output
+
+
+def test_first_promotion_makes_the_challenger_champion(trained: Workspace) -> None:
+    result = trained.cli("promote")
+
+    assert result.exit_code == 0, result.output
+    assert "first:" in result.output
+    assert trained.client().get_model_version_by_alias("pricewise", "champion").version == 1
+    [(action, before, after, reason)] = trained.promotions()
+    assert (action, before, after) == ("first", None, "1")
+    assert "no champion yet" in reason
+
+
+def test_promote_without_a_challenger_says_so(trained: Workspace) -> None:
+    result = trained.cli("promote")
+    assert result.exit_code == 2
+    assert "no challenger" in result.output
+    assert len(trained.promotions()) == 1
+
+
+def test_an_equal_challenger_is_refused_with_its_figures(trained: Workspace) -> None:
+    assert trained.cli("train").exit_code == 0
+
+    result = trained.cli("promote")
+
+    assert result.exit_code == 0
+    assert result.output.startswith("refuse:")
+    assert "does not beat" in result.output
+    assert trained.client().get_model_version_by_alias("pricewise", "champion").version == 1
+    assert trained.promotions()[-1][:3] == ("refuse", "1", "1")
+
+
+def test_evaluate_writes_segments_plots_and_report(trained: Workspace) -> None:
+    result = trained.cli("evaluate")
+
+    assert result.exit_code == 0, result.output
+    report_dir = trained.settings.reports / "evaluation" / "models-pricewise-champion"
+    report = json.loads((report_dir / "evaluation.json").read_text())
+    assert set(report["segments"]) == {"top_category", "condition", "price_band"}
+    assert sum(s["rows"] for s in report["segments"]["condition"]) == report["rows"]
+    assert 0.7 < report["overall"]["coverage"] < 0.9
+    for png in ("predicted_vs_actual.png", "error_by_category.png"):
+        assert (report_dir / png).read_bytes()[:4] == b"\x89PNG"
+    assert "By top category" in (report_dir / "evaluation.html").read_text()
+
+
+def test_predict_scores_the_unpriced_sample_and_explains_rejects(trained: Workspace, tmp_path: Path) -> None:
+    out = tmp_path / "scores.csv"
+
+    result = trained.cli("predict", "--input", str(TEST_SAMPLE), "--output", str(out))
+
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(out)
+    assert len(scores) == 2001
+    rejected = scores[scores["reasons"].notna()]
+    assert rejected["reasons"].tolist() == ["broken_encoding"]
+    assert rejected["price"].isna().all()
+    priced = scores[scores["reasons"].isna()]
+    assert (priced["price"] > 0).all()
+    assert (priced["low"] <= priced["price"]).all()
+    assert (priced["price"] <= priced["high"]).all()
+    assert set(priced["model_version"]) == {"pricewise/1"}
+
+
+def test_predict_bad_input_fails_clearly(trained: Workspace, tmp_path: Path) -> None:
+    missing = write_table(
+        tmp_path / "missing.tsv",
+        [listing_row(1)[:3]],
+        header=("train_id", "name", "item_condition_id"),
+    )
+    out = tmp_path / "out.csv"
+
+    no_columns = trained.cli("predict", "--input", str(missing), "--output", str(out))
+    no_model = trained.cli("predict", "--input", str(TEST_SAMPLE), "--output", str(out), "--model", "models:/nope/9")
+    bad_suffix = trained.cli("predict", "--input", str(TEST_SAMPLE), "--output", str(tmp_path / "out.xlsx"))
+
+    assert no_columns.exit_code == 2
+    assert "missing column(s) category_name, brand_name, shipping, item_description" in no_columns.output
+    assert no_model.exit_code == 2
+    assert "models:/nope/9" in no_model.output
+    assert bad_suffix.exit_code == 2
+    assert not out.exists()
+
+
+def test_rollback_restores_the_previous_champion(trained: Workspace) -> None:
+    """Force a second promotion with a negative-gain-proof margin, then roll back in one step."""
+    client = trained.client()
+    client.set_registered_model_alias("pricewise", "challenger", "2")
+    strict = trained.config_path.read_text()
+    loose = trained.settings.data_dir.parent / "loose.yaml"
+    loose.write_text(strict + "\npromote:\n  margin: 0.0\n")
+    equal = trained.cli("--config", str(loose), "promote")
+    assert equal.output.startswith("refuse:")  # equal models never pass a strict "beats" test
+
+    with warehouse.connect(trained.settings) as con:
+        con.execute(
+            "INSERT INTO promotions VALUES (now()::TIMESTAMP, 'pricewise', 'promote', '1', '2', '2', '{}', 'test')"
+        )
+    client.set_registered_model_alias("pricewise", "champion", "2")
+
+    result = trained.cli("rollback")
+
+    assert result.exit_code == 0, result.output
+    assert "rolled back from v2 to v1" in result.output
+    assert client.get_model_version_by_alias("pricewise", "champion").version == 1
+    again = trained.cli("rollback")
+    assert again.exit_code == 2
+
+
+def test_tune_runs_nested_trials_and_saves_params_for_train(trained: Workspace) -> None:
+    result = trained.cli("tune", "--max-evals", "2")
+
+    assert result.exit_code == 0, result.output
+    saved = json.loads((trained.settings.data_dir / "tuning" / "best_params.json").read_text())
+    assert saved
+    client = trained.client()
+    experiment = client.get_experiment_by_name("pricewise")
+    [parent] = client.search_runs([experiment.experiment_id], "tags.mlflow.runName = 'tune'")
+    trials = client.search_runs(
+        [experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert len(trials) == 2
+    assert all("valid_rmsle" in t.data.metrics for t in trials)
+
+
+def test_training_without_usable_data_fails_clearly(tmp_path: Path) -> None:
+    ws = Workspace(Settings(data_dir=tmp_path / "data"), REPO / "configs" / "pricewise.yaml")
+    empty = ws.cli("train")
+    assert empty.exit_code == 2
+    assert "no warehouse" in empty.output
+
+    bad = write_table(tmp_path / "bad.tsv", [listing_row(i, price=-1) for i in range(50)])
+    assert ws.cli("ingest", str(bad)).exit_code == 0
+    assert ws.cli("validate").exit_code == 1
+    rejected = ws.cli("train")
+    assert rejected.exit_code == 2
+    assert "usable training listings" in rejected.output
+    assert not (tmp_path / "data" / "mlflow").exists()
+
+
+def test_an_unreachable_tracking_server_fails_fast(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    env = {
+        **os.environ,
+        "PRICEWISE_DATA_DIR": str(ws.settings.data_dir),
+        "PRICEWISE_MLFLOW_TRACKING_URI": "http://127.0.0.1:9",
+    }
+    started = time.monotonic()
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("pricewise")), "train"], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert "cannot reach the MLflow tracking server at http://127.0.0.1:9" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert time.monotonic() - started < 60
