@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,39 @@ def cli(data_dir: Path) -> Callable[..., Result]:
         return runner.invoke(app, list(args), catch_exceptions=False)
 
     return invoke
+
+
+@dataclass
+class Workspace:
+    """A data directory and config, with a CLI bound to them (runs in-process)."""
+
+    settings: Settings
+    config_path: Path
+
+    def cli(self, *args: str) -> Result:
+        env = {
+            "PRICEWISE_DATA_DIR": str(self.settings.data_dir),
+            "PRICEWISE_CONFIG_PATH": str(self.config_path),
+        }
+        return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+
+
+def make_workspace(root: Path, config_text: str | None = None) -> Workspace:
+    """A workspace with the shared training sample ingested and validated."""
+    config_path = REPO / "configs" / "pricewise.yaml"
+    if config_text is not None:
+        config_path = root / "pricewise.yaml"
+        config_path.write_text(config_text)
+    ws = Workspace(Settings(data_dir=root / "data", config_path=config_path), config_path)
+    assert ws.cli("ingest", str(TRAIN_SAMPLE)).exit_code == 0
+    assert ws.cli("validate").exit_code == 0
+    return ws
+
+
+@pytest.fixture(scope="session")
+def trained_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """The sample trained once with the shipped config; version 1 of each model is never changed after."""
+    ws = make_workspace(tmp_path_factory.mktemp("trained"))
+    result = ws.cli("train")
+    assert result.exit_code == 0, result.output
+    return ws

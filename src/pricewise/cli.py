@@ -1,4 +1,8 @@
-"""Command-line arguments in, a stage run and its printed result out; the CLI holds no logic of its own."""
+"""Command-line arguments in, a stage run and its printed result out; the CLI holds no logic of its own.
+
+Stage modules are imported inside their commands: the model stages pull in MLflow and PyTorch, which would
+otherwise add seconds to every `pricewise ingest` or `pricewise data status`.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +15,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from pricewise import (
-    download,
-    evaluate,
-    ingest,
-    logs,
-    predict,
-    registry,
-    split,
-    status,
-    train,
-    tune,
-    validate,
-)
+from pricewise import logs
 from pricewise.config import Config, load_config
 from pricewise.errors import PricewiseError
 from pricewise.settings import Settings, get_settings
@@ -115,6 +107,8 @@ def ingest_command(
     ],
 ) -> None:
     """Load listing files into the warehouse as batches, with lineage; content already there is skipped."""
+    from pricewise import ingest  # noqa: PLC0415 - see module docstring
+
     c = _context(ctx)
     result = guarded(lambda: ingest.run(c.config(), c.settings, paths))
     for b in result.batches:
@@ -136,6 +130,8 @@ def validate_command(
     ] = None,
 ) -> None:
     """Check rows and batches; accept, quarantine with reasons, and report. Exits 1 when a batch fails."""
+    from pricewise import validate  # noqa: PLC0415 - see module docstring
+
     c = _context(ctx)
     result = guarded(lambda: validate.run(c.config(), c.settings, batch))
     if not result.batches:
@@ -158,6 +154,8 @@ def validate_command(
 @app.command("split")
 def split_command(ctx: typer.Context) -> None:
     """Reassign train/valid/test splits from listing ids with the configured shares."""
+    from pricewise import split  # noqa: PLC0415 - see module docstring
+
     c = _context(ctx)
     result = guarded(lambda: split.run(c.config(), c.settings))
     typer.echo(", ".join(f"{name}: {n}" for name, n in result.counts.items()))
@@ -166,6 +164,8 @@ def split_command(ctx: typer.Context) -> None:
 @data_app.command("status")
 def status_command(ctx: typer.Context) -> None:
     """Show batches, row counts, accepted/rejected and the last validation result."""
+    from pricewise import status  # noqa: PLC0415 - see module docstring
+
     c = _context(ctx)
     result = guarded(lambda: status.run(c.settings))
     typer.echo(f"warehouse {result.warehouse}")
@@ -183,6 +183,8 @@ def status_command(ctx: typer.Context) -> None:
 @data_app.command("download")
 def download_command(ctx: typer.Context) -> None:
     """Fetch train.tsv.7z from Kaggle (needs the kaggle extra and credentials)."""
+    from pricewise import download  # noqa: PLC0415 - see module docstring
+
     c = _context(ctx)
     for path in guarded(lambda: download.run(c.settings)):
         typer.echo(f"downloaded {path}; next: pricewise ingest {path}")
@@ -191,6 +193,8 @@ def download_command(ctx: typer.Context) -> None:
 @app.command("train")
 def train_command(ctx: typer.Context) -> None:
     """Fit the rules baseline and the main model on the training split; track and register both in MLflow."""
+    from pricewise import train  # noqa: PLC0415 - see module docstring
+
     c = _context(ctx)
     result = guarded(lambda: train.run(c.config(), c.settings))
     typer.echo(f"run {result.run_id} on {result.rows} listings from batches {', '.join(result.batch_ids)}")
@@ -206,6 +210,8 @@ def tune_command(
     max_evals: Annotated[int | None, typer.Option(min=1, help="Trials; default from config.")] = None,
 ) -> None:
     """Search the main model's hyperparameters with Hyperopt (TPE); save the best for `train`."""
+    from pricewise import tune  # noqa: PLC0415 - see module docstring
+
     c = _context(ctx)
     result = guarded(lambda: tune.run(c.config(), c.settings, max_evals))
     typer.echo(
@@ -220,6 +226,8 @@ def evaluate_command(
     model: Annotated[str | None, typer.Option(help="MLflow model URI; default the champion.")] = None,
 ) -> None:
     """Score the test split: RMSLE, MAE and range coverage overall and by segment, with plots and a report."""
+    from pricewise import evaluate  # noqa: PLC0415 - see module docstring
+
     c = _context(ctx)
     result = guarded(lambda: evaluate.run(c.config(), c.settings, model))
     typer.echo(f"{result.model_uri}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.overall.items()))
@@ -229,6 +237,8 @@ def evaluate_command(
 @app.command("promote")
 def promote_command(ctx: typer.Context) -> None:
     """Promote the challenger to champion if it passes the gate; record the decision either way."""
+    from pricewise import registry  # noqa: PLC0415 - see module docstring
+
     c = _context(ctx)
     decision = guarded(lambda: registry.promote(c.config(), c.settings))
     typer.echo(f"{decision.action}: {decision.reason}")
@@ -238,6 +248,8 @@ def promote_command(ctx: typer.Context) -> None:
 @app.command("rollback")
 def rollback_command(ctx: typer.Context) -> None:
     """Restore the previous champion in one step."""
+    from pricewise import registry  # noqa: PLC0415 - see module docstring
+
     c = _context(ctx)
     decision = guarded(lambda: registry.rollback(c.config(), c.settings))
     typer.echo(f"{decision.reason}; champion of {decision.registered_model}: v{decision.champion_after}")
@@ -251,6 +263,8 @@ def predict_command(
     model: Annotated[str | None, typer.Option(help="MLflow model URI; default the champion.")] = None,
 ) -> None:
     """Score a file of listings: id, price, low, high, model version; rejected rows get their reasons."""
+    from pricewise import predict  # noqa: PLC0415 - see module docstring
+
     c = _context(ctx)
     result = guarded(lambda: predict.run(c.config(), c.settings, input_path, output, model))
     typer.echo(

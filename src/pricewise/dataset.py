@@ -30,6 +30,14 @@ class Split:
     def __len__(self) -> int:
         return len(self.frame)
 
+    def halves(self) -> tuple[Split, Split]:
+        """Two disjoint halves (alternate rows; rows are in listing-id hash order, so this is random)."""
+        even, odd = np.arange(0, len(self), 2), np.arange(1, len(self), 2)
+        return (
+            Split(self.frame.iloc[even].reset_index(drop=True), self.price[even]),
+            Split(self.frame.iloc[odd].reset_index(drop=True), self.price[odd]),
+        )
+
 
 @dataclass(frozen=True)
 class TrainingData:

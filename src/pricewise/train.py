@@ -24,9 +24,9 @@ import pricewise
 from pricewise import dataset, metrics, tracking
 from pricewise.config import Config
 from pricewise.errors import PricewiseError
+from pricewise.model_params import build_model
 from pricewise.models.baseline import RulesBaseline
-from pricewise.models.ranges import ConformalRanges
-from pricewise.models.text_tabular import build_model
+from pricewise.models.ranges import ConformalPriceRanges
 from pricewise.registry import CHALLENGER, CHAMPION
 from pricewise.settings import Settings
 from pricewise.suggester import PriceSuggester, signature
@@ -93,15 +93,25 @@ def _requirements() -> list[str]:
 def fit_and_score(
     model: Any, data: dataset.TrainingData, coverage: float
 ) -> tuple[PriceSuggester, dict[str, float], float]:
-    """Fit on train, calibrate ranges on valid, score on test.
+    """Fit on train, calibrate ranges on held-out rows, score on test.
+
+    A model that learns from validation rows (early stopping, blend weights) gets one half of the valid split,
+    and the ranges are calibrated on the other half, so the calibration residuals are honest.
 
     Returns:
         The packaged model, its test metrics and the seconds spent fitting.
     """
     started = time.perf_counter()
-    model.fit(data.train.frame, data.train.log_price, data.valid.frame, data.valid.log_price)
+    if isinstance(model, RulesBaseline):
+        model.fit(data.train.frame, data.train.log_price)
+        calibration = data.valid
+    else:
+        early_stop, calibration = data.valid.halves()
+        model.fit(data.train.frame, data.train.log_price, early_stop.frame, early_stop.log_price)
     fit_seconds = time.perf_counter() - started
-    ranges = ConformalRanges(coverage=coverage).fit(model.predict(data.valid.frame), data.valid.log_price)
+    ranges = ConformalPriceRanges(coverage=coverage).calibrate(
+        model.predict(calibration.frame), calibration.log_price
+    )
     suggester = PriceSuggester(model=model, ranges=ranges, kind=type(model).__name__)
     scored = suggester.suggest(data.test.frame)
     figures = metrics.summary(

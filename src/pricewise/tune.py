@@ -20,7 +20,7 @@ from hyperopt import STATUS_OK, Trials, fmin, hp, space_eval, tpe
 from pricewise import dataset, metrics, tracking
 from pricewise.config import Config, SearchDimension
 from pricewise.errors import PricewiseError
-from pricewise.models.text_tabular import build_model
+from pricewise.model_params import build_model
 from pricewise.settings import Settings
 from pricewise.train import tuned_params_path
 

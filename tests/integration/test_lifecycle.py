@@ -7,75 +7,49 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
-from typer.testing import CliRunner, Result
 
 from pricewise import warehouse
-from pricewise.cli import app
 from pricewise.settings import Settings
-from tests.conftest import REPO, TEST_SAMPLE, TRAIN_SAMPLE, listing_row, write_table
+from tests.conftest import REPO, TEST_SAMPLE, Workspace, listing_row, make_workspace, write_table
 
 pytestmark = pytest.mark.integration
 
 
-@dataclass
-class Workspace:
-    """A data directory with the sample ingested and validated, and a CLI bound to it."""
-
-    settings: Settings
-    config_path: Path
-
-    def cli(self, *args: str) -> Result:
-        env = {"PRICEWISE_DATA_DIR": str(self.settings.data_dir), "PRICEWISE_CONFIG_PATH": str(self.config_path)}
-        return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
-
-    def promotions(self) -> list[tuple[str, str | None, str | None, str]]:
-        with warehouse.connect(self.settings, read_only=True) as con:
-            rows = con.execute(
-                "SELECT action, champion_before, champion_after, reason FROM promotions ORDER BY decided_at"
-            ).fetchall()
-        return [(str(a), b, c, str(d)) for a, b, c, d in rows]
-
-    def client(self) -> MlflowClient:
-        mlflow.set_tracking_uri(self.settings.tracking_uri)
-        return MlflowClient(self.settings.tracking_uri, self.settings.tracking_uri)
+def promotions(ws: Workspace) -> list[tuple[str, str | None, str | None, str]]:
+    with warehouse.connect(ws.settings, read_only=True) as con:
+        rows = con.execute(
+            "SELECT action, champion_before, champion_after, reason FROM promotions ORDER BY decided_at"
+        ).fetchall()
+    return [(str(a), b, c, str(d)) for a, b, c, d in rows]
 
 
-def make_workspace(root: Path, config_text: str | None = None) -> Workspace:
-    config_path = REPO / "configs" / "pricewise.yaml"
-    if config_text is not None:
-        config_path = root / "pricewise.yaml"
-        config_path.write_text(config_text)
-    ws = Workspace(Settings(data_dir=root / "data", config_path=config_path), config_path)
-    assert ws.cli("ingest", str(TRAIN_SAMPLE)).exit_code == 0
-    assert ws.cli("validate").exit_code == 0
-    return ws
+def client_for(ws: Workspace) -> MlflowClient:
+    mlflow.set_tracking_uri(ws.settings.tracking_uri)
+    return MlflowClient(ws.settings.tracking_uri, ws.settings.tracking_uri)
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    """One workspace trained once, shared by the tests of this module in order."""
-    ws = make_workspace(tmp_path_factory.mktemp("lifecycle"))
-    result = ws.cli("train")
-    assert result.exit_code == 0, result.output
-    yield ws
+@pytest.fixture
+def trained(trained_workspace: Workspace) -> Workspace:
+    """The session's trained workspace; the tests of this module run in order and build on each other."""
+    return trained_workspace
 
 
 def test_train_tracks_lineage_and_registers_a_challenger(trained: Workspace) -> None:
-    client = trained.client()
+    client = client_for(trained)
     challenger = client.get_model_version_by_alias("pricewise", "challenger")
     baseline = client.get_model_version_by_alias("pricewise-baseline", "champion")
     run = client.get_run(challenger.run_id)
     parent = client.get_run(run.data.tags["mlflow.parentRunId"])
 
-    assert float(run.data.metrics["test_rmsle"]) < float(client.get_run(baseline.run_id).data.metrics["test_rmsle"])
+    assert float(run.data.metrics["test_rmsle"]) < float(
+        client.get_run(baseline.run_id).data.metrics["test_rmsle"]
+    )
     assert {"test_rmsle", "test_mae", "test_coverage", "fit_seconds", "peak_rss_mb"} <= set(run.data.metrics)
     assert parent.data.tags["pricewise.batches"].startswith("b")
     assert parent.data.tags["pricewise.code_version"].startswith("0.1.0+")
@@ -107,8 +81,8 @@ def test_first_promotion_makes_the_challenger_champion(trained: Workspace) -> No
 
     assert result.exit_code == 0, result.output
     assert "first:" in result.output
-    assert trained.client().get_model_version_by_alias("pricewise", "champion").version == 1
-    [(action, before, after, reason)] = trained.promotions()
+    assert client_for(trained).get_model_version_by_alias("pricewise", "champion").version == 1
+    [(action, before, after, reason)] = promotions(trained)
     assert (action, before, after) == ("first", None, "1")
     assert "no champion yet" in reason
 
@@ -117,7 +91,7 @@ def test_promote_without_a_challenger_says_so(trained: Workspace) -> None:
     result = trained.cli("promote")
     assert result.exit_code == 2
     assert "no challenger" in result.output
-    assert len(trained.promotions()) == 1
+    assert len(promotions(trained)) == 1
 
 
 def test_an_equal_challenger_is_refused_with_its_figures(trained: Workspace) -> None:
@@ -128,8 +102,8 @@ def test_an_equal_challenger_is_refused_with_its_figures(trained: Workspace) -> 
     assert result.exit_code == 0
     assert result.output.startswith("refuse:")
     assert "does not beat" in result.output
-    assert trained.client().get_model_version_by_alias("pricewise", "champion").version == 1
-    assert trained.promotions()[-1][:3] == ("refuse", "1", "1")
+    assert client_for(trained).get_model_version_by_alias("pricewise", "champion").version == 1
+    assert promotions(trained)[-1][:3] == ("refuse", "1", "1")
 
 
 def test_evaluate_writes_segments_plots_and_report(trained: Workspace) -> None:
@@ -173,7 +147,9 @@ def test_predict_bad_input_fails_clearly(trained: Workspace, tmp_path: Path) -> 
     out = tmp_path / "out.csv"
 
     no_columns = trained.cli("predict", "--input", str(missing), "--output", str(out))
-    no_model = trained.cli("predict", "--input", str(TEST_SAMPLE), "--output", str(out), "--model", "models:/nope/9")
+    no_model = trained.cli(
+        "predict", "--input", str(TEST_SAMPLE), "--output", str(out), "--model", "models:/nope/9"
+    )
     bad_suffix = trained.cli("predict", "--input", str(TEST_SAMPLE), "--output", str(tmp_path / "out.xlsx"))
 
     assert no_columns.exit_code == 2
@@ -186,7 +162,7 @@ def test_predict_bad_input_fails_clearly(trained: Workspace, tmp_path: Path) -> 
 
 def test_rollback_restores_the_previous_champion(trained: Workspace) -> None:
     """Force a second promotion with a negative-gain-proof margin, then roll back in one step."""
-    client = trained.client()
+    client = client_for(trained)
     client.set_registered_model_alias("pricewise", "challenger", "2")
     strict = trained.config_path.read_text()
     loose = trained.settings.data_dir.parent / "loose.yaml"
@@ -215,7 +191,7 @@ def test_tune_runs_nested_trials_and_saves_params_for_train(trained: Workspace) 
     assert result.exit_code == 0, result.output
     saved = json.loads((trained.settings.data_dir / "tuning" / "best_params.json").read_text())
     assert saved
-    client = trained.client()
+    client = client_for(trained)
     experiment = client.get_experiment_by_name("pricewise")
     [parent] = client.search_runs([experiment.experiment_id], "tags.mlflow.runName = 'tune'")
     trials = client.search_runs(
@@ -249,7 +225,11 @@ def test_an_unreachable_tracking_server_fails_fast(tmp_path: Path) -> None:
     }
     started = time.monotonic()
     proc = subprocess.run(
-        [str(Path(sys.executable).with_name("pricewise")), "train"], env=env, capture_output=True, text=True
+        [str(Path(sys.executable).with_name("pricewise")), "train"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 2
     assert "cannot reach the MLflow tracking server at http://127.0.0.1:9" in proc.stderr

@@ -16,6 +16,8 @@ from pricewise.features.text import normalize_listings
 # Hash space before pruning: 4M buckets keeps collisions rare even for the full data's bigram vocabulary,
 # and pruning to the most frequent columns bounds the model size without ever holding a vocabulary dict.
 _HASH_BUCKETS = 2**22
+# Single-character tokens are kept: sizes ("s", "m") and counts matter for prices.
+_WORD_PATTERN = r"(?u)\b\w+\b"
 
 _CATEGORICAL_COLUMNS: tuple[str, ...] = ("brand", "category", "category_top", "condition", "shipping")
 
@@ -64,7 +66,7 @@ class HashedTfidf:
         return HashingVectorizer(
             n_features=_HASH_BUCKETS,
             ngram_range=(1, self.ngram_max),
-            token_pattern=r"(?u)\b\w+\b",
+            token_pattern=_WORD_PATTERN,
             lowercase=False,
             alternate_sign=False,
             norm=None,

@@ -1,0 +1,200 @@
+"""Raw listing frame + log prices in, a blended Ridge + sparse-MLP (+ LightGBM) price model out."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Self
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.optimize import nnls
+from sklearn.linear_model import Ridge
+
+from pricewise.features.sparse import FeatureParams, SparseFeatureBuilder
+from pricewise.models.sparse_mlp import SparseMLPParams, SparseMLPRegressor
+
+
+@dataclass(frozen=True)
+class SparseTextEnsembleParams:
+    """Hyperparameters of the main model.
+
+    Attributes:
+        features: Sparse feature builder settings.
+        ridge_alpha: L2 strength of the Ridge component.
+        mlp: Settings shared by the TF-IDF-input MLPs.
+        n_mlp: Number of TF-IDF-input MLPs (different seeds).
+        n_binary_mlp: Number of binary-input MLPs (different seeds).
+        lgbm_rounds: Maximum boosting rounds of the LightGBM component; 0 leaves it out.
+        lgbm_learning_rate: LightGBM shrinkage.
+        lgbm_leaves: LightGBM leaves per tree.
+        weights: Blend weights in component order (ridge, mlps, binary mlps, lgbm) used when fit gets no
+            validation data; None means equal weights. With validation data, weights are fitted instead.
+        seed: Seeds every component.
+    """
+
+    features: FeatureParams = field(default_factory=FeatureParams)
+    ridge_alpha: float = 2.0
+    mlp: SparseMLPParams = field(default_factory=SparseMLPParams)
+    n_mlp: int = 2
+    n_binary_mlp: int = 1
+    lgbm_rounds: int = 1000
+    lgbm_learning_rate: float = 0.05
+    lgbm_leaves: int = 31
+    weights: tuple[float, ...] | None = None
+    seed: int = 0
+
+
+class SparseTextEnsemble:
+    """Ridge, sparse MLPs and LightGBM on shared hashed TF-IDF features, blended by non-negative weights."""
+
+    def __init__(self, params: SparseTextEnsembleParams | None = None) -> None:
+        """Create an unfitted model.
+
+        Args:
+            params: Hyperparameters; defaults when None.
+        """
+        self.params = params or SparseTextEnsembleParams()
+        self.builder_ = SparseFeatureBuilder(self.params.features)
+        self.components_: dict[str, Ridge | SparseMLPRegressor | lgb.LGBMRegressor] = {}
+        self.weights_: np.ndarray = np.empty(0)
+        self.fit_seconds_: dict[str, float] = {}
+
+    def _new_components(self) -> dict[str, Ridge | SparseMLPRegressor | lgb.LGBMRegressor]:
+        p = self.params
+        components: dict[str, Ridge | SparseMLPRegressor | lgb.LGBMRegressor] = {
+            "ridge": Ridge(alpha=p.ridge_alpha, random_state=p.seed)
+        }
+        for index in range(p.n_mlp):
+            components[f"mlp_{index}"] = SparseMLPRegressor(p.mlp, seed=p.seed + index)
+        binary = SparseMLPParams(**{**p.mlp.__dict__, "binary_input": True})
+        for index in range(p.n_binary_mlp):
+            components[f"mlp_binary_{index}"] = SparseMLPRegressor(binary, seed=p.seed + 100 + index)
+        if p.lgbm_rounds > 0:
+            components["lgbm"] = lgb.LGBMRegressor(
+                n_estimators=p.lgbm_rounds,
+                learning_rate=p.lgbm_learning_rate,
+                num_leaves=p.lgbm_leaves,
+                min_child_samples=10,
+                colsample_bytree=0.3,
+                subsample=0.8,
+                subsample_freq=1,
+                random_state=p.seed,
+                deterministic=True,
+                force_row_wise=True,
+                n_jobs=2,
+                verbose=-1,
+            )
+        return components
+
+    def fit(
+        self,
+        frame: pd.DataFrame,
+        log_price: np.ndarray,
+        valid_frame: pd.DataFrame | None = None,
+        valid_log_price: np.ndarray | None = None,
+    ) -> Self:
+        """Fit features and components; with validation data also fit blend weights and early stopping.
+
+        Args:
+            frame: Raw listing fields of the training rows.
+            log_price: log1p(price) per training row.
+            valid_frame: Optional held-out listings (early stopping and blend weights).
+            valid_log_price: Their log1p(price).
+
+        Returns:
+            self.
+
+        Raises:
+            ValueError: if lengths differ or fixed weights do not match the components.
+        """
+        target = np.asarray(log_price, dtype=np.float64)
+        if len(frame) != target.size:
+            raise ValueError("frame and log_price must have equal length")
+        has_valid = valid_frame is not None and valid_log_price is not None
+        started = time.perf_counter()
+        features = self.builder_.fit(frame).transform(frame)
+        valid_features = self.builder_.transform(valid_frame) if valid_frame is not None else None
+        valid_target = np.asarray(valid_log_price, dtype=np.float64) if has_valid else None
+        self.fit_seconds_ = {"features": time.perf_counter() - started}
+        self.components_ = self._new_components()
+        for name, component in self.components_.items():
+            started = time.perf_counter()
+            self._fit_component(component, features, target, valid_features, valid_target)
+            self.fit_seconds_[name] = time.perf_counter() - started
+        if valid_features is not None and valid_target is not None:
+            stacked = self._component_matrix(valid_features)
+            weights, _ = nnls(stacked, valid_target)
+            if weights.sum() <= 0:
+                weights = np.ones(stacked.shape[1])
+        elif self.params.weights is not None:
+            weights = np.asarray(self.params.weights, dtype=np.float64)
+            if weights.size != len(self.components_):
+                raise ValueError(f"weights need {len(self.components_)} values: {list(self.components_)}")
+        else:
+            weights = np.ones(len(self.components_))
+        # A convex combination keeps the blend on the scale of its parts (no extrapolation).
+        self.weights_ = weights / weights.sum()
+        return self
+
+    @staticmethod
+    def _fit_component(
+        component: Ridge | SparseMLPRegressor | lgb.LGBMRegressor,
+        features: sp.csr_matrix,
+        target: np.ndarray,
+        valid_features: sp.csr_matrix | None,
+        valid_target: np.ndarray | None,
+    ) -> None:
+        if isinstance(component, SparseMLPRegressor):
+            component.fit(features, target, valid_features, valid_target)
+        elif isinstance(component, lgb.LGBMRegressor) and valid_features is not None:
+            component.fit(
+                features,
+                target,
+                eval_X=(valid_features,),
+                eval_y=(valid_target,),
+                callbacks=[lgb.early_stopping(100, verbose=False)],
+            )
+        else:
+            component.fit(features, target)
+
+    def _component_matrix(self, features: sp.csr_matrix) -> np.ndarray:
+        columns = [np.asarray(c.predict(features), dtype=np.float64) for c in self.components_.values()]
+        return np.column_stack(columns)
+
+    def predict_components(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Predict log prices with every component separately (for diagnostics and benchmarks).
+
+        Args:
+            frame: Raw listing fields.
+
+        Returns:
+            Component name -> float64 array of log1p(price).
+        """
+        matrix = self._component_matrix(self.builder_.transform(frame))
+        return {name: matrix[:, index] for index, name in enumerate(self.components_)}
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Predict log prices.
+
+        Args:
+            frame: Raw listing fields.
+
+        Returns:
+            float64 array of log1p(price), one per row.
+
+        Raises:
+            RuntimeError: if called before fit.
+        """
+        if not self.components_:
+            raise RuntimeError("SparseTextEnsemble is not fitted")
+        return np.asarray(
+            self._component_matrix(self.builder_.transform(frame)) @ self.weights_, dtype=np.float64
+        )
+
+    @property
+    def component_weights(self) -> dict[str, float]:
+        """Blend weight per component (after fit)."""
+        return {name: float(w) for name, w in zip(self.components_, self.weights_, strict=True)}

@@ -1,0 +1,124 @@
+"""Tests of the main model (sparse TF-IDF ensemble) and its sparse MLP component."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from pricewise.features import FeatureParams
+from pricewise.models import SparseMLPParams, SparseMLPRegressor, SparseTextEnsemble, SparseTextEnsembleParams
+
+BRANDS = ["Nike", "Apple", "Coach", None]
+ITEMS = ["shoes", "phone case", "handbag", "t-shirt", "necklace"]
+
+
+def listings(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Listings whose log price depends on brand, item word and condition, plus noise."""
+    rng = np.random.default_rng(seed)
+    brand = rng.integers(0, len(BRANDS), n)
+    item = rng.integers(0, len(ITEMS), n)
+    condition = rng.integers(1, 6, n)
+    frame = pd.DataFrame(
+        {
+            "name": [
+                f"{BRANDS[b] or ''} {ITEMS[i]} lot {k}" for b, i, k in zip(brand, item, range(n), strict=True)
+            ],
+            "brand_name": [BRANDS[b] for b in brand],
+            "category_name": [f"Top{i % 2}/Mid/{ITEMS[i]}" for i in item],
+            "item_condition_id": condition,
+            "shipping": rng.integers(0, 2, n),
+            "item_description": rng.choice(["great", "No description yet", "used, works", ""], n),
+        }
+    )
+    log_price = 2.0 + 0.8 * (brand < 3) + 0.4 * item - 0.1 * condition + rng.normal(0, 0.1, n)
+    return frame, log_price
+
+
+def small_params(seed: int = 0) -> SparseTextEnsembleParams:
+    return SparseTextEnsembleParams(
+        features=FeatureParams(name_max_features=200, text_max_features=200),
+        mlp=SparseMLPParams(hidden=16, hidden2=8, epochs=3),
+        n_mlp=1,
+        n_binary_mlp=1,
+        lgbm_rounds=30,
+        seed=seed,
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted() -> SparseTextEnsemble:
+    frame, log_price = listings(600, seed=0)
+    valid, valid_log = listings(150, seed=1)
+    return SparseTextEnsemble(small_params()).fit(frame, log_price, valid, valid_log)
+
+
+def test_predicts_one_finite_positive_price_per_row_and_learns(fitted: SparseTextEnsemble) -> None:
+    test, test_log = listings(200, seed=2)
+    predicted = fitted.predict(test)
+    assert predicted.shape == (200,)
+    assert np.all(np.isfinite(predicted))
+    assert np.all(np.expm1(predicted) > 0)
+    error = np.sqrt(np.mean((predicted - test_log) ** 2))
+    assert error < 0.5 * np.std(test_log)
+
+
+def test_blend_weights_are_convex(fitted: SparseTextEnsemble) -> None:
+    weights = fitted.component_weights
+    assert set(weights) == {"ridge", "mlp_0", "mlp_binary_0", "lgbm"}
+    assert all(w >= 0 for w in weights.values())
+    assert sum(weights.values()) == pytest.approx(1.0)
+
+
+def test_is_invariant_to_case_and_whitespace(fitted: SparseTextEnsemble) -> None:
+    test, _ = listings(50, seed=3)
+    noisy = test.copy()
+    for column in ("name", "brand_name", "category_name", "item_description"):
+        noisy[column] = [f" {v.upper()}  " if isinstance(v, str) else v for v in noisy[column]]
+    np.testing.assert_array_equal(fitted.predict(test), fitted.predict(noisy))
+
+
+def test_same_seed_same_predictions_other_seed_differs() -> None:
+    frame, log_price = listings(300, seed=4)
+    test, _ = listings(40, seed=5)
+    first = SparseTextEnsemble(small_params(seed=7)).fit(frame, log_price).predict(test)
+    second = SparseTextEnsemble(small_params(seed=7)).fit(frame, log_price).predict(test)
+    third = SparseTextEnsemble(small_params(seed=8)).fit(frame, log_price).predict(test)
+    np.testing.assert_array_equal(first, second)
+    assert not np.array_equal(first, third)
+
+
+def test_fixed_weights_without_validation_data() -> None:
+    frame, log_price = listings(200, seed=6)
+    params = SparseTextEnsembleParams(**{**small_params().__dict__, "weights": (1.0, 0.0, 0.0, 0.0)})
+    model = SparseTextEnsemble(params).fit(frame, log_price)
+    np.testing.assert_allclose(model.predict(frame[:10]), model.predict_components(frame[:10])["ridge"])
+    wrong = SparseTextEnsembleParams(**{**small_params().__dict__, "weights": (1.0,)})
+    with pytest.raises(ValueError, match="weights"):
+        SparseTextEnsemble(wrong).fit(frame, log_price)
+
+
+def test_survives_pickling(fitted: SparseTextEnsemble) -> None:
+    test, _ = listings(20, seed=7)
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(restored.predict(test), fitted.predict(test))
+
+
+def test_unfitted_models_refuse_to_predict() -> None:
+    test, _ = listings(5, seed=8)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        SparseTextEnsemble().predict(test)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        SparseMLPRegressor().predict(np.zeros((1, 1)))
+
+
+def test_mlp_keeps_best_epoch_on_validation_data() -> None:
+    rng = np.random.default_rng(0)
+    features = sp.random(400, 50, density=0.1, format="csr", dtype=np.float32, random_state=1)
+    target = np.asarray(features @ rng.normal(size=50)).ravel()
+    model = SparseMLPRegressor(SparseMLPParams(hidden=8, hidden2=4, epochs=4), seed=0)
+    model.fit(features[:300], target[:300], features[300:], target[300:])
+    assert len(model.valid_rmse_) == 4
+    best = np.sqrt(np.mean((model.predict(features[300:]) - target[300:]) ** 2))
+    assert best == pytest.approx(min(model.valid_rmse_), rel=1e-6)
