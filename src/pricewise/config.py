@@ -163,6 +163,17 @@ class PredictConfig(StrictModel):
     chunk_rows: int = Field(default=200_000, ge=1000)
 
 
+class ServeConfig(StrictModel):
+    """The suggestion API and seller page (serving/ owns how these are used)."""
+
+    max_batch: int = Field(default=100, ge=1, description="Most listings in one batch request.")
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    max_name_chars: int = Field(default=200, ge=1)
+    max_description_chars: int = Field(default=5000, ge=1)
+    reload_poll_seconds: float = Field(default=30.0, ge=0.0, description="0 turns polling for a new champion off.")
+    comparables: int = Field(default=5, ge=0, le=50, description="Similar sold listings returned on request.")
+
+
 class Config(StrictModel):
     """All stage parameters, one section per stage."""
 
@@ -173,6 +184,7 @@ class Config(StrictModel):
     tune: TuneConfig = TuneConfig()
     promote: PromoteConfig = PromoteConfig()
     predict: PredictConfig = PredictConfig()
+    serve: ServeConfig = ServeConfig()
 
 
 def load_config(path: Path | None) -> Config:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,6 +22,16 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(
         default=None, description="MLflow tracking URI; defaults to a SQLite store under <data_dir>/mlflow."
     )
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token for the server's admin endpoints; unset turns them off."
+    )
+    prediction_log_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the prediction log; defaults to SQLite (WAL) under <data_dir>/serving.",
+    )
+    serve_host: str = Field(default="127.0.0.1", description="Address the API listens on.")
+    serve_port: int = Field(default=8000, ge=1, le=65535)
+    serve_workers: int = Field(default=1, ge=1, description="uvicorn worker processes.")
     duckdb_memory_limit: str = Field(default="1GB", description="Memory cap for DuckDB queries.")
     duckdb_threads: int = Field(default=2, ge=1, description="Threads DuckDB may use.")
 
