@@ -6,7 +6,6 @@ the price; a worse condition (higher item_condition_id) does not raise the price
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -73,16 +72,21 @@ def text_invariance(suggest: Suggest, sample: pd.DataFrame, tolerance: float) ->
 
 
 def condition_order(suggest: Suggest, sample: pd.DataFrame, tolerance: float) -> BehaviourCheck:
-    """Moving every listing to a worse condition does not raise the mean log price by more than `tolerance`."""
-    means = []
-    for condition in range(1, 6):
-        means.append(float(np.mean(_log(suggest(sample.assign(item_condition_id=condition))))))
-    worst_rise = max(b - a for a, b in itertools.pairwise(means))
+    """A worse condition does not raise the price on average.
+
+    Every listing is priced at each condition 1 (new) .. 5 (poor); the least-squares slope of the mean log price
+    over the condition must not exceed `tolerance`. The slope, not each step, is judged because condition 5 is
+    rare (about 0.2% of listings) and a single step between thin groups is mostly noise; the per-step means are
+    reported in the detail.
+    """
+    means = np.array([np.mean(_log(suggest(sample.assign(item_condition_id=c)))) for c in range(1, 6)])
+    slope = float(np.polyfit(np.arange(1, 6), means, 1)[0])
     return BehaviourCheck(
         "condition_order",
-        worst_rise <= tolerance,
-        worst_rise,
-        "mean log price by condition 1..5: " + ", ".join(f"{m:.3f}" for m in means),
+        slope <= tolerance,
+        slope,
+        f"slope {slope:.4f} of mean log price over condition 1..5 (max {tolerance}): "
+        + ", ".join(f"{m:.3f}" for m in means),
     )
 
 

@@ -271,3 +271,13 @@ def predict_command(
         f"{result.scored} scored, {result.rejected} rejected with {result.model_version} "
         f"in {result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s): {result.output}"
     )
+
+
+@app.command("serve")
+def serve_command(ctx: typer.Context) -> None:
+    """Run the suggestion API and seller page on uvicorn (host, port and workers from PRICEWISE_SERVE_*)."""
+    from pricewise.serving import server  # noqa: PLC0415 - see module docstring
+
+    c = _context(ctx)
+    typer.echo(f"serving on http://{c.settings.serve_host}:{c.settings.serve_port}", err=True)
+    guarded(lambda: server.run(c.settings, c.config_path))

@@ -144,7 +144,7 @@ class BehaviourConfig(StrictModel):
     sample_size: int = Field(default=300, ge=10)
     invariance_tolerance: float = Field(default=0.01, ge=0.0, description="Max |change| of log price.")
     condition_tolerance: float = Field(
-        default=0.02, ge=0.0, description="How much a worse condition may raise the mean log price."
+        default=0.0, ge=0.0, description="Largest slope of mean log price over condition 1..5 allowed."
     )
 
 

@@ -39,20 +39,22 @@ def clean_input(frame: pd.DataFrame) -> pd.DataFrame:
     """Coerce raw listing fields to the types the models expect.
 
     Args:
-        frame: Listings with at least the feature columns; extra columns are ignored.
+        frame: Listings with name, item_condition_id and shipping; brand_name, category_name and
+            item_description may be absent. Extra columns are ignored.
 
     Returns:
         A new frame with exactly the feature columns: text as str ("" when missing), condition and shipping as int.
 
     Raises:
-        ValueError: Columns are missing (all of them are named).
+        ValueError: Required columns are missing (all of them are named).
     """
-    missing = [c for c in FEATURE_COLUMNS if c not in frame.columns]
+    missing = [c for c in FEATURE_COLUMNS if c not in frame.columns and c not in OPTIONAL_COLUMNS]
     if missing:
         raise ValueError(f"missing column(s): {', '.join(missing)}")
     out = pd.DataFrame(index=range(len(frame)))
     for column in TEXT_COLUMNS:
-        out[column] = frame[column].fillna("").astype(str).to_numpy()
+        values = frame[column] if column in frame.columns else pd.Series([""] * len(frame))
+        out[column] = values.fillna("").astype(str).to_numpy()
     for column in ("item_condition_id", "shipping"):
         out[column] = pd.to_numeric(frame[column], errors="coerce").fillna(0).astype("int64").to_numpy()
     return out[list(FEATURE_COLUMNS)]

@@ -20,6 +20,20 @@ from tests.conftest import REPO, TEST_SAMPLE, Workspace, listing_row, make_works
 
 pytestmark = pytest.mark.integration
 
+# Ridge-only main models: fast to train, and deterministic in how they compare.
+LIGHT = """
+train:
+  params: {n_mlp: 0, n_binary_mlp: 0, lgbm_rounds: 0, ridge_alpha: 2.0}
+tune:
+  max_evals: 2
+  space:
+    ridge_alpha: {kind: loguniform, low: 1.0, high: 10.0}
+"""
+WEAK = """
+train:
+  params: {n_mlp: 0, n_binary_mlp: 0, lgbm_rounds: 0, ridge_alpha: 300.0}
+"""
+
 
 def promotions(ws: Workspace) -> list[tuple[str, str | None, str | None, str]]:
     with warehouse.connect(ws.settings, read_only=True) as con:
@@ -94,8 +108,10 @@ def test_promote_without_a_challenger_says_so(trained: Workspace) -> None:
     assert len(promotions(trained)) == 1
 
 
-def test_an_equal_challenger_is_refused_with_its_figures(trained: Workspace) -> None:
-    assert trained.cli("train").exit_code == 0
+def test_a_weaker_challenger_is_refused_with_its_figures(trained: Workspace) -> None:
+    weak = trained.settings.data_dir.parent / "weak.yaml"
+    weak.write_text(WEAK)
+    assert trained.cli("--config", str(weak), "train").exit_code == 0
 
     result = trained.cli("promote")
 
@@ -103,7 +119,8 @@ def test_an_equal_challenger_is_refused_with_its_figures(trained: Workspace) -> 
     assert result.output.startswith("refuse:")
     assert "does not beat" in result.output
     assert client_for(trained).get_model_version_by_alias("pricewise", "champion").version == 1
-    assert promotions(trained)[-1][:3] == ("refuse", "1", "1")
+    action, before, after, _ = promotions(trained)[-1]
+    assert (action, before, after) == ("refuse", "1", "1")
 
 
 def test_evaluate_writes_segments_plots_and_report(trained: Workspace) -> None:
@@ -160,38 +177,40 @@ def test_predict_bad_input_fails_clearly(trained: Workspace, tmp_path: Path) -> 
     assert not out.exists()
 
 
-def test_rollback_restores_the_previous_champion(trained: Workspace) -> None:
-    """Force a second promotion with a negative-gain-proof margin, then roll back in one step."""
-    client = client_for(trained)
-    client.set_registered_model_alias("pricewise", "challenger", "2")
-    strict = trained.config_path.read_text()
-    loose = trained.settings.data_dir.parent / "loose.yaml"
-    loose.write_text(strict + "\npromote:\n  margin: 0.0\n")
-    equal = trained.cli("--config", str(loose), "promote")
-    assert equal.output.startswith("refuse:")  # equal models never pass a strict "beats" test
+@pytest.fixture(scope="module")
+def light(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """A workspace whose models are Ridge-only, so it can be retrained quickly."""
+    return make_workspace(tmp_path_factory.mktemp("light"), LIGHT)
 
-    with warehouse.connect(trained.settings) as con:
-        con.execute(
-            "INSERT INTO promotions VALUES (now()::TIMESTAMP, 'pricewise', 'promote', '1', '2', '2', '{}', 'test')"
-        )
-    client.set_registered_model_alias("pricewise", "champion", "2")
 
-    result = trained.cli("rollback")
+def test_a_better_challenger_is_promoted_and_rollback_restores_the_previous(light: Workspace) -> None:
+    weak = light.settings.data_dir.parent / "weak.yaml"
+    weak.write_text(WEAK)
+    assert light.cli("--config", str(weak), "train").exit_code == 0
+    assert light.cli("promote").output.startswith("first:")
+    assert light.cli("train").exit_code == 0
+
+    promoted = light.cli("promote")
+
+    assert promoted.output.startswith("promote:"), promoted.output
+    assert client_for(light).get_model_version_by_alias("pricewise", "champion").version == 2
+    assert [p[0] for p in promotions(light)] == ["first", "promote"]
+
+    result = light.cli("rollback")
 
     assert result.exit_code == 0, result.output
     assert "rolled back from v2 to v1" in result.output
-    assert client.get_model_version_by_alias("pricewise", "champion").version == 1
-    again = trained.cli("rollback")
-    assert again.exit_code == 2
+    assert client_for(light).get_model_version_by_alias("pricewise", "champion").version == 1
+    assert light.cli("rollback").exit_code == 2
 
 
-def test_tune_runs_nested_trials_and_saves_params_for_train(trained: Workspace) -> None:
-    result = trained.cli("tune", "--max-evals", "2")
+def test_tune_runs_nested_trials_and_saves_params_for_train(light: Workspace) -> None:
+    result = light.cli("tune", "--max-evals", "2")
 
     assert result.exit_code == 0, result.output
-    saved = json.loads((trained.settings.data_dir / "tuning" / "best_params.json").read_text())
-    assert saved
-    client = client_for(trained)
+    saved = json.loads((light.settings.data_dir / "tuning" / "best_params.json").read_text())
+    assert set(saved) == {"ridge_alpha"}
+    client = client_for(light)
     experiment = client.get_experiment_by_name("pricewise")
     [parent] = client.search_runs([experiment.experiment_id], "tags.mlflow.runName = 'tune'")
     trials = client.search_runs(
@@ -199,6 +218,10 @@ def test_tune_runs_nested_trials_and_saves_params_for_train(trained: Workspace) 
     )
     assert len(trials) == 2
     assert all("valid_rmsle" in t.data.metrics for t in trials)
+    trained_after = light.cli("train")
+    run = client.get_run(client.get_model_version_by_alias("pricewise", "challenger").run_id)
+    assert trained_after.exit_code == 0
+    assert float(run.data.params["ridge_alpha"]) == pytest.approx(saved["ridge_alpha"])
 
 
 def test_training_without_usable_data_fails_clearly(tmp_path: Path) -> None:

@@ -1,0 +1,29 @@
+"""Hyperparameters from config: dotted keys reach nested fields; unknown keys are named."""
+
+from __future__ import annotations
+
+import pytest
+
+from pricewise.model_params import main_model_params
+
+
+def test_flat_and_dotted_keys_set_the_typed_params() -> None:
+    params = main_model_params({"ridge_alpha": 3.5, "mlp.hidden": 64, "features.ngram_max": 1}, seed=9)
+    assert params.ridge_alpha == 3.5
+    assert params.mlp.hidden == 64
+    assert params.features.ngram_max == 1
+    assert params.seed == 9
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        ({"ridge_alpfa": 1.0}, "unknown hyperparameter ridge_alpfa"),
+        ({"mlp.hiden": 1}, "unknown hyperparameter mlp.hiden"),
+        ({"ridge_alpha.x": 1}, "ridge_alpha takes a value"),
+    ],
+)
+def test_unknown_keys_are_named(values: dict[str, object], fragment: str) -> None:
+    with pytest.raises(ValueError, match=r"hyperparameter|takes a value") as info:
+        main_model_params(values, seed=0)
+    assert fragment in str(info.value)
