@@ -136,7 +136,10 @@ def _log_model(suggester: PriceSuggester, data: dataset.TrainingData, registered
 def _train_one(
     kind: str, model: Any, data: dataset.TrainingData, config: Config, params: dict[str, Any], registered: str
 ) -> ModelOutcome:
-    with mlflow.start_run(run_name=kind, nested=True) as run:
+    parent = mlflow.active_run()
+    experiment = parent.info.experiment_id if parent else None
+    # Nested runs do not inherit the parent's experiment; without it they land in "Default".
+    with mlflow.start_run(experiment_id=experiment, run_name=kind, nested=True) as run:
         mlflow.log_params({"model_kind": kind, "coverage": config.train.coverage, **params})
         suggester, figures, fit_seconds = fit_and_score(model, data, config.train.coverage)
         figures = {**figures, "fit_seconds": fit_seconds, "peak_rss_mb": peak_rss_mb()}

@@ -87,7 +87,8 @@ def run(config: Config, settings: Settings, max_evals: int | None = None) -> Tun
 
     def objective(sampled: dict[str, Any]) -> dict[str, Any]:
         params = {**base, **_plain(sampled, config)}
-        with mlflow.start_run(run_name="trial", nested=True):
+        # Nested runs do not inherit the parent's experiment; without it they land in "Default".
+        with mlflow.start_run(experiment_id=experiment, run_name="trial", nested=True):
             mlflow.log_params(params)
             model = build_model(params, seed=config.train.seed)
             model.fit(data.train.frame, data.train.log_price, data.valid.frame, data.valid.log_price)

@@ -65,6 +65,7 @@ def test_train_tracks_lineage_and_registers_a_challenger(trained: Workspace) -> 
         client.get_run(baseline.run_id).data.metrics["test_rmsle"]
     )
     assert {"test_rmsle", "test_mae", "test_coverage", "fit_seconds", "peak_rss_mb"} <= set(run.data.metrics)
+    assert run.info.experiment_id == parent.info.experiment_id
     assert parent.data.tags["pricewise.batches"].startswith("b")
     assert parent.data.tags["pricewise.code_version"].startswith("0.1.0+")
     contexts = sorted(i.tags[0].value for i in parent.inputs.dataset_inputs)
