@@ -160,7 +160,8 @@ class PromoteConfig(StrictModel):
 class PredictConfig(StrictModel):
     """Batch scoring."""
 
-    chunk_rows: int = Field(default=200_000, ge=1000)
+    chunk_rows: int = Field(default=50_000, ge=1000)
+    workers: int = Field(default=2, ge=1, description="Scoring processes for inputs of more than two chunks.")
 
 
 class ServeConfig(StrictModel):
@@ -170,8 +171,14 @@ class ServeConfig(StrictModel):
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     max_name_chars: int = Field(default=200, ge=1)
     max_description_chars: int = Field(default=5000, ge=1)
-    reload_poll_seconds: float = Field(default=30.0, ge=0.0, description="0 turns polling for a new champion off.")
+    reload_poll_seconds: float = Field(
+        default=30.0, ge=0.0, description="0 turns polling for a new champion off."
+    )
     comparables: int = Field(default=5, ge=0, le=50, description="Similar sold listings returned on request.")
+    log_synchronous: Literal["FULL", "NORMAL"] = Field(
+        default="FULL",
+        description="SQLite prediction log: FULL survives power loss, NORMAL (WAL) only process crashes.",
+    )
 
 
 class Config(StrictModel):

@@ -7,7 +7,11 @@ price and their reasons instead. The output appears whole or not at all (written
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +26,7 @@ from pricewise.errors import PricewiseError
 from pricewise.registry import CHAMPION, load_suggester
 from pricewise.settings import Settings
 from pricewise.sources import open_sources
+from pricewise.suggester import PriceSuggester
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +66,51 @@ def describe_version(uri: str) -> str:
     except MlflowException as exc:
         raise PricewiseError(f"model {uri} does not exist: {exc.message}") from exc
     return ref
+
+
+# The model a scoring worker process uses; set once per worker by _init_worker.
+_worker_model: PriceSuggester | None = None
+
+
+def _init_worker(model: PriceSuggester) -> None:
+    global _worker_model  # noqa: PLW0603 - one model per worker process, set by the pool's initializer
+    import torch  # noqa: PLC0415 - only workers need to cap torch's threads
+
+    torch.set_num_threads(1)  # the pool's processes already use every core
+    _worker_model = model
+
+
+def _score(frame: pd.DataFrame, model: PriceSuggester | None = None) -> pd.DataFrame:
+    model = model or _worker_model
+    assert model is not None, "scoring worker used before its initializer ran"
+    scored = model.suggest(frame[list(FEATURE_COLUMNS)])
+    scored.insert(0, "id", frame["id"].to_numpy())
+    return scored
+
+
+def score_chunks(
+    model: PriceSuggester, chunks: Iterable[pd.DataFrame], workers: int
+) -> Iterator[pd.DataFrame]:
+    """Score chunks in order, in `workers` processes when more than one (feature building is CPU-bound Python).
+
+    At most two chunks per worker are in flight, so memory stays bounded whatever the input size.
+    """
+    if workers <= 1:
+        for frame in chunks:
+            yield _score(frame, model)
+        return
+    # spawn, not fork: forking a process whose torch thread pool has started can deadlock the child.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(model,)
+    ) as pool:
+        pending: deque[Future[pd.DataFrame]] = deque()
+        for frame in chunks:
+            pending.append(pool.submit(_score, frame))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _write(frame: pd.DataFrame, output: Path) -> None:
@@ -112,6 +162,8 @@ def run(
                 f"CREATE OR REPLACE TEMP TABLE checked AS {validate.row_rules_sql('unpriced', config.validate_)}",
                 {"batch": batch_id, "kind": "unpriced"},
             )
+            accepted = con.execute("SELECT count(*) FROM checked WHERE len(reasons) = 0").fetchone()
+            n_accepted = int(accepted[0]) if accepted else 0
             reader = con.execute(
                 """
                 SELECT source_id AS id, trim(name) AS name, nullif(trim(brand_name), '') AS brand_name,
@@ -122,11 +174,9 @@ def run(
                 """
             ).to_arrow_reader(config.predict.chunk_rows)
             assert reader is not None  # a SELECT always yields a result
-            for chunk in reader:
-                frame = chunk.to_pandas()
-                scored = suggester.suggest(frame[list(FEATURE_COLUMNS)])
-                scored.insert(0, "id", frame["id"].to_numpy())
-                parts.append(scored)
+            # Starting worker processes costs seconds; only inputs of several chunks repay it.
+            workers = config.predict.workers if n_accepted > 2 * config.predict.chunk_rows else 1
+            parts.extend(score_chunks(suggester, (chunk.to_pandas() for chunk in reader), workers))
             parts.append(
                 con.execute(
                     """

@@ -259,3 +259,44 @@ def test_an_unreachable_tracking_server_fails_fast(tmp_path: Path) -> None:
     assert "cannot reach the MLflow tracking server at http://127.0.0.1:9" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert time.monotonic() - started < 60
+
+
+def test_parallel_scoring_matches_scoring_in_process(
+    light: Workspace, tmp_path: Path, train_sample: Path
+) -> None:
+    serial_config = tmp_path / "serial.yaml"
+    serial_config.write_text(LIGHT + "predict: {chunk_rows: 1000, workers: 1}\n")
+    parallel_config = tmp_path / "parallel.yaml"
+    parallel_config.write_text(LIGHT + "predict: {chunk_rows: 1000, workers: 2}\n")
+    assert light.cli("train").exit_code == 0
+    model = "models:/pricewise@challenger"
+
+    serial = light.cli(
+        "--config",
+        str(serial_config),
+        "predict",
+        "-i",
+        str(train_sample),
+        "-o",
+        str(tmp_path / "s.csv"),
+        "--model",
+        model,
+    )
+    parallel = light.cli(
+        "--config",
+        str(parallel_config),
+        "predict",
+        "-i",
+        str(train_sample),
+        "-o",
+        str(tmp_path / "p.csv"),
+        "--model",
+        model,
+    )
+
+    assert serial.exit_code == 0, serial.output
+    assert parallel.exit_code == 0, parallel.output
+    left = pd.read_csv(tmp_path / "s.csv").sort_values("id").reset_index(drop=True)
+    right = pd.read_csv(tmp_path / "p.csv").sort_values("id").reset_index(drop=True)
+    assert len(left) == 8000
+    pd.testing.assert_frame_equal(left, right)
