@@ -13,22 +13,14 @@ from typer.testing import CliRunner, Result
 
 from pricewise.cli import app
 from pricewise.settings import Settings
+from pricewise.sources import PRICED_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "mercari"
 TRAIN_SAMPLE = SHARED_DATA / "mercari_train_8k.tsv.gz"
 TEST_SAMPLE = SHARED_DATA / "mercari_test_head2k_unpriced.tsv.gz"
 
-PRICED_HEADER = (
-    "train_id",
-    "name",
-    "item_condition_id",
-    "category_name",
-    "brand_name",
-    "price",
-    "shipping",
-    "item_description",
-)
+PRICED_HEADER = PRICED_COLUMNS
 
 
 def listing_row(i: int, **overrides: object) -> list[object]:
