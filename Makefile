@@ -31,7 +31,7 @@ test: lint ## Lint, then the whole test suite (unit, integration, model)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: run
-run: install ## Ingest, validate, train, evaluate and promote on DATA (default: the shared training sample)
+run: install ## Ingest, validate, train, evaluate, promote on DATA (default: the shared sample), then serve
 	@if [ -z "$(DATA)" ]; then echo "no data: pass DATA=path/to/train.tsv.7z (see README: Getting the data)"; exit 2; fi
 	$(BIN)/pricewise ingest $(DATA)
 	$(BIN)/pricewise validate
@@ -39,11 +39,18 @@ run: install ## Ingest, validate, train, evaluate and promote on DATA (default: 
 	$(BIN)/pricewise train
 	$(BIN)/pricewise evaluate --model models:/pricewise@challenger
 	$(BIN)/pricewise promote
+	$(BIN)/pricewise serve
+
+.PHONY: serve
+serve: install ## Serve the champion: API and seller page on http://127.0.0.1:8000 (PRICEWISE_SERVE_*)
+	$(BIN)/pricewise serve
 
 .PHONY: bench
-bench: install ## Benchmarks: ingest + validate of the 1,482,535-row scaled file, then the models
+bench: install ## All benchmarks (see benchmarks/README.md); the scaled ones take about an hour
 	$(BIN)/python benchmarks/bench_ingest_validate.py
 	$(BIN)/python benchmarks/model_experiments.py
+	$(BIN)/python benchmarks/bench_scaled_models.py
+	$(BIN)/python benchmarks/bench_serving.py
 
 .PHONY: format
 format: install ## Apply ruff fixes and formatting

@@ -279,5 +279,5 @@ def serve_command(ctx: typer.Context) -> None:
     from pricewise.serving import server  # noqa: PLC0415 - see module docstring
 
     c = _context(ctx)
-    typer.echo(f"serving on http://{c.settings.serve_host}:{c.settings.serve_port}", err=True)
+    typer.echo(f"serving on http://{c.settings.serve_host}:{c.settings.serve_port}")
     guarded(lambda: server.run(c.settings, c.config_path))

@@ -1,0 +1,205 @@
+"""Served suggestions and seller feedback in, durable rows in a SQLAlchemy database (SQLite WAL by default) out.
+
+Durability: `record_suggestions` commits before the route returns, so a suggestion a client received is in the
+database. On SQLite the database runs in WAL mode with ``synchronous=FULL`` by default: each commit fsyncs the
+write-ahead log, so a committed row survives not only a killed server (which NORMAL also survives: the WAL
+write is in the OS page cache before COMMIT returns) but an OS crash or power cut (which NORMAL does not). The
+price is one fsync per request (0.3 ms on an idle disk here, about 4 ms on a busy one); `serve.log_synchronous:
+NORMAL` trades the power-loss guarantee for that time. WAL lets the worker processes read while one writes;
+writers wait for each other through the busy timeout instead of failing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
+
+from pricewise.errors import PricewiseError
+from pricewise.settings import Settings
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+Synchronous = Literal["FULL", "NORMAL"]
+
+
+def _tables(metadata: MetaData) -> tuple[Table, Table]:
+    predictions = Table(
+        "predictions",
+        metadata,
+        Column("request_id", String(64), primary_key=True),
+        Column("batch_id", String(64), nullable=True, index=True),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("model_name", String(200), nullable=False),
+        Column("model_version", String(50), nullable=True),
+        Column("model_run_id", String(64), nullable=True),
+        Column("fallback", Boolean, nullable=False),
+        Column("inputs", JSON, nullable=False),
+        Column("outputs", JSON, nullable=False),
+        Column("latency_ms", Float, nullable=False),
+    )
+    feedback = Table(
+        "feedback",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("request_id", String(64), ForeignKey("predictions.request_id"), nullable=False, index=True),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("chosen_price", Float, nullable=True),
+        Column("sold_price", Float, nullable=True),
+    )
+    return predictions, feedback
+
+
+@dataclass(frozen=True)
+class LoggedSuggestion:
+    """One suggestion as it is written to the log."""
+
+    request_id: str
+    batch_id: str | None
+    model_name: str
+    model_version: str | None
+    model_run_id: str | None
+    fallback: bool
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    latency_ms: float
+
+
+def default_url(settings: Settings) -> str:
+    """The prediction log's SQLAlchemy URL: settings, or SQLite under <data_dir>/serving/predictions.db."""
+    if settings.prediction_log_url:
+        return settings.prediction_log_url
+    return f"sqlite:///{(settings.data_dir / 'serving' / 'predictions.db').resolve()}"
+
+
+def _sqlite_pragmas(synchronous: Synchronous) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return on_connect
+
+
+class PredictionLog:
+    """The prediction and feedback tables behind one SQLAlchemy engine (one per worker process)."""
+
+    def __init__(self, url: str, synchronous: Synchronous = "FULL") -> None:
+        """Open (and create if needed) the log.
+
+        Args:
+            url: Any SQLAlchemy URL; SQLite files get WAL mode.
+            synchronous: SQLite's synchronous level (see the module docstring); other databases ignore it.
+
+        Raises:
+            PricewiseError: The database cannot be opened or created.
+        """
+        self.url = url
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S} if url.startswith("sqlite") else {},
+            pool_pre_ping=not url.startswith("sqlite"),
+        )
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas(synchronous))
+        self.metadata = MetaData()
+        self.predictions, self.feedback = _tables(self.metadata)
+        try:
+            self.metadata.create_all(self.engine, checkfirst=True)
+        except Exception as exc:
+            raise PricewiseError(f"cannot open the prediction log at {url}: {exc}") from exc
+
+    def record_suggestions(self, rows: Sequence[LoggedSuggestion]) -> None:
+        """Insert suggestions in one transaction and return only once it is committed (durable)."""
+        now = datetime.now(UTC)
+        values = [
+            {
+                "request_id": r.request_id,
+                "batch_id": r.batch_id,
+                "created_at": now,
+                "model_name": r.model_name,
+                "model_version": r.model_version,
+                "model_run_id": r.model_run_id,
+                "fallback": r.fallback,
+                "inputs": r.inputs,
+                "outputs": r.outputs,
+                "latency_ms": r.latency_ms,
+            }
+            for r in rows
+        ]
+        with self.engine.begin() as connection:
+            connection.execute(insert(self.predictions), values)
+
+    def record_groups(self, groups: list[list[LoggedSuggestion]]) -> list[None]:
+        """Commit the rows of several requests in one transaction (group commit: one fsync for all of them).
+
+        Returns:
+            One None per group, for the batcher; returns only after the commit.
+        """
+        self.record_suggestions([row for group in groups for row in group])
+        return [None] * len(groups)
+
+    def record_feedback(self, request_id: str, chosen_price: float | None, sold_price: float | None) -> bool:
+        """Store feedback for a logged suggestion.
+
+        Returns:
+            False when no suggestion with that request id was logged (nothing is written).
+        """
+        with self.engine.begin() as connection:
+            known = connection.execute(
+                select(self.predictions.c.request_id).where(self.predictions.c.request_id == request_id)
+            ).first()
+            if known is None:
+                return False
+            try:
+                connection.execute(
+                    insert(self.feedback).values(
+                        request_id=request_id,
+                        created_at=datetime.now(UTC),
+                        chosen_price=chosen_price,
+                        sold_price=sold_price,
+                    )
+                )
+            except IntegrityError:
+                return False
+        return True
+
+    def logged_request_ids(self) -> set[str]:
+        """Every request id in the log (for audits and tests)."""
+        with self.engine.connect() as connection:
+            return {str(r[0]) for r in connection.execute(select(self.predictions.c.request_id))}
+
+    def count(self) -> int:
+        """Number of logged suggestions."""
+        with self.engine.connect() as connection:
+            return int(connection.execute(select(func.count()).select_from(self.predictions)).scalar_one())
+
+    def close(self) -> None:
+        """Release the engine's connections."""
+        self.engine.dispose()

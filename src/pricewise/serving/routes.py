@@ -1,0 +1,349 @@
+"""HTTP requests in, suggestions, feedback, model facts, health, metrics and the seller page out.
+
+Handlers are plain functions (FastAPI runs them in its thread pool): pricing is CPU work and the prediction log
+commit is blocking I/O, and neither may stall the event loop.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.templating import Jinja2Templates
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from pricewise.config import Config
+from pricewise.serving import limits
+from pricewise.serving.model_source import ModelHolder, ServedModel
+from pricewise.serving.observability import Metrics
+from pricewise.serving.prediction_log import LoggedSuggestion, PredictionLog
+from pricewise.serving.schemas import (
+    BatchRequest,
+    BatchResponse,
+    Comparable,
+    Explanation,
+    FeedbackRequest,
+    FeedbackResponse,
+    Health,
+    Listing,
+    ModelInfo,
+    Reason,
+    ReloadResponse,
+    Suggestion,
+)
+from pricewise.settings import Settings
+
+TEMPLATES = Path(__file__).parent / "templates"
+INCLUDE_PATTERN = r"^(explanation|comparables)(,(explanation|comparables))*$"
+NO_MODEL: dict[int | str, dict[str, Any]] = {503: {"description": "No model is loaded yet (see /ready)."}}
+
+api = APIRouter(prefix="/v1", tags=["suggestions"])
+ops = APIRouter(tags=["operations"])
+admin = APIRouter(prefix="/v1/admin", tags=["admin"])
+page = APIRouter(include_in_schema=False)
+
+
+def _holder(request: Request) -> ModelHolder:
+    holder: ModelHolder = request.app.state.models
+    return holder
+
+
+def _served(request: Request) -> ServedModel:
+    served = _holder(request).served
+    if served is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no model loaded yet; see /ready")
+    return served
+
+
+def _log(request: Request) -> PredictionLog:
+    log: PredictionLog = request.app.state.prediction_log
+    return log
+
+
+def _config(request: Request) -> Config:
+    config: Config = request.app.state.config
+    return config
+
+
+def _metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+# Dependencies are coroutines so FastAPI calls them on the event loop: as plain functions each would cost a
+# hop through the thread pool on every request.
+async def _served_dependency(request: Request) -> ServedModel:
+    return _served(request)
+
+
+async def _log_dependency(request: Request) -> PredictionLog:
+    return _log(request)
+
+
+async def _config_dependency(request: Request) -> Config:
+    return _config(request)
+
+
+Served = Annotated[ServedModel, Depends(_served_dependency)]
+Log = Annotated[PredictionLog, Depends(_log_dependency)]
+Cfg = Annotated[Config, Depends(_config_dependency)]
+Include = Annotated[
+    str | None,
+    Query(
+        pattern=INCLUDE_PATTERN,
+        max_length=40,
+        description="Comma-separated extras: `explanation` (what moved the price), `comparables` (similar listings).",
+        examples=["explanation,comparables"],
+    ),
+]
+
+
+def model_info(served: ServedModel) -> ModelInfo:
+    """What the API says about the model serving."""
+    return ModelInfo(
+        name=served.name,
+        version=served.version,
+        run_id=served.run_id,
+        source=served.source,
+        fallback=served.fallback,
+        loaded_at=served.loaded_at,
+    )
+
+
+PriceItem = tuple[ServedModel, dict[str, Any]]
+Prices = tuple[float, float, float]
+
+
+def price_listings(items: list[PriceItem]) -> list[Prices]:
+    """Price listings gathered from concurrent requests: one model call per model among them.
+
+    Args:
+        items: (model the request started with, raw listing fields) per request; a reload can leave requests
+            for two models in one batch, and each keeps its own.
+
+    Returns:
+        (price, low, high) per item, in order.
+    """
+    by_model: dict[int, list[int]] = {}
+    for position, (served, _) in enumerate(items):
+        by_model.setdefault(id(served), []).append(position)
+    prices: list[Prices] = [(0.0, 0.0, 0.0)] * len(items)
+    for positions in by_model.values():
+        served = items[positions[0]][0]
+        scored = served.suggester.suggest(pd.DataFrame([items[p][1] for p in positions]))
+        for position, row in zip(positions, scored.itertuples(index=False), strict=True):
+            prices[position] = (float(row.price), float(row.low), float(row.high))
+    return prices
+
+
+def _price(
+    request: Request,
+    served: ServedModel,
+    listings: list[Listing],
+    include: str | None,
+    config: Config,
+    batch_id: str | None,
+) -> list[Suggestion]:
+    """Price listings, add the requested extras, and commit them to the prediction log before returning.
+
+    Single listings go through the app's pricing batcher (concurrent requests share one model call); a batch
+    request is one model call already. Log rows go through the log writer, which commits the rows of all
+    requests waiting in one transaction and returns to each only after that commit.
+    """
+    started = time.perf_counter()
+    state = request.app.state
+    extras = set((include or "").split(",")) - {""}
+    frame = pd.DataFrame([listing.model_dump() for listing in listings])
+    if len(listings) == 1:
+        scored = pd.DataFrame(
+            [state.pricer.submit((served, listings[0].model_dump()))], columns=["price", "low", "high"]
+        )
+    else:
+        scored = served.suggester.suggest(frame)
+    info = model_info(served)
+    coverage = float(served.suggester.ranges.coverage)
+    suggestions = []
+    for index, row in enumerate(scored.itertuples(index=False)):
+        one = frame.iloc[[index]]
+        explanation = comparables = None
+        if "explanation" in extras:
+            if served.explainer is None:
+                explanation = Explanation(up=[], down=[], note="not available for the rules baseline")
+            else:
+                reasons = served.explainer.explain(one)
+                explanation = Explanation(
+                    up=[Reason(feature=f, effect=round(e, 4)) for f, e in reasons.up],
+                    down=[Reason(feature=f, effect=round(e, 4)) for f, e in reasons.down],
+                    note=served.explainer.note,
+                )
+        if "comparables" in extras:
+            index_ = served.comparables
+            neighbours = index_.nearest(one, config.serve.comparables) if index_ is not None else []
+            comparables = [Comparable(**vars(n)) for n in neighbours]
+        suggestions.append(
+            Suggestion(
+                request_id=uuid.uuid4().hex,
+                price=float(row.price),
+                low=float(row.low),
+                high=float(row.high),
+                coverage=coverage,
+                model=info,
+                explanation=explanation,
+                comparables=comparables,
+            )
+        )
+    latency_ms = (time.perf_counter() - started) * 1000 / max(len(listings), 1)
+    state.log_writer.submit(
+        [
+            LoggedSuggestion(
+                request_id=s.request_id,
+                batch_id=batch_id,
+                model_name=served.name,
+                model_version=served.version,
+                model_run_id=served.run_id,
+                fallback=served.fallback,
+                inputs=listing.model_dump(),
+                outputs=s.model_dump(exclude={"model", "request_id"}),
+                latency_ms=latency_ms,
+            )
+            for s, listing in zip(suggestions, listings, strict=True)
+        ]
+    )
+    _metrics(request).suggestions.labels(source=served.source).inc(len(suggestions))
+    return suggestions
+
+
+@api.post("/suggestions", response_model=Suggestion, responses=NO_MODEL)
+def suggest(
+    listing: Listing,
+    request: Request,
+    response: Response,
+    served: Served,
+    config: Cfg,
+    include: Include = None,
+) -> Suggestion:
+    """Suggest a price and range for one listing; the suggestion is logged before it is returned."""
+    limits.check_listings([listing], config.serve, batch=False)
+    (suggestion,) = _price(request, served, [listing], include, config, None)
+    if served.fallback:
+        response.headers["X-Pricewise-Fallback"] = "true"
+    return suggestion
+
+
+@api.post("/suggestions/batch", response_model=BatchResponse, responses=NO_MODEL)
+def suggest_batch(
+    body: BatchRequest,
+    request: Request,
+    response: Response,
+    served: Served,
+    config: Cfg,
+    include: Include = None,
+) -> BatchResponse:
+    """Suggest prices for up to `serve.max_batch` listings, in request order."""
+    limits.check_listings(body.listings, config.serve, batch=True)
+    batch_id = uuid.uuid4().hex
+    suggestions = _price(request, served, body.listings, include, config, batch_id)
+    if served.fallback:
+        response.headers["X-Pricewise-Fallback"] = "true"
+    return BatchResponse(batch_id=batch_id, suggestions=suggestions)
+
+
+@api.post(
+    "/feedback", response_model=FeedbackResponse, responses={404: {"description": "Unknown request id."}}
+)
+def feedback(body: FeedbackRequest, log: Log) -> FeedbackResponse:
+    """Record the price the seller chose and/or the price the item sold at, for a logged suggestion."""
+    if not log.record_feedback(body.request_id, body.chosen_price, body.sold_price):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no suggestion with request id {body.request_id}")
+    return FeedbackResponse(request_id=body.request_id)
+
+
+@api.get("/model", response_model=ModelInfo, responses=NO_MODEL)
+def model(served: Served) -> ModelInfo:
+    """The model serving in this worker: name, version, run and where it was loaded from."""
+    return model_info(served)
+
+
+@ops.get("/health", response_model=Health)
+def health() -> Health:
+    """Liveness: the process answers."""
+    return Health(status="ok")
+
+
+@ops.get("/ready", response_model=Health, responses={503: {"model": Health}})
+def ready(request: Request) -> Any:
+    """Readiness: a model is loaded (503 until then)."""
+    holder = _holder(request)
+    if holder.served is None:
+        return JSONResponse(Health(status="not ready", detail=holder.error).model_dump(), status_code=503)
+    detail = "fallback: rules baseline" if holder.served.fallback else None
+    return Health(status="ready", detail=detail)
+
+
+@ops.get("/metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    """Prometheus metrics of this worker."""
+    return Response(generate_latest(_metrics(request).registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def admin_token(settings: Settings) -> str | None:
+    """The admin bearer token, or None when unset or blank (admin endpoints off)."""
+    token = settings.admin_token.get_secret_value().strip() if settings.admin_token else ""
+    return token or None
+
+
+async def _require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    token = admin_token(request.app.state.settings)
+    if token is None:  # the router is only mounted with a token; this guards against misuse
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Not Found")
+    if not authorization or not authorization.startswith("Bearer "):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "bearer token required", headers={"WWW-Authenticate": "Bearer"}
+        )
+    given = authorization.removeprefix("Bearer ").encode()
+    if not secrets.compare_digest(given, token.encode()):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "wrong token")
+
+
+@admin.post(
+    "/reload",
+    response_model=ReloadResponse,
+    dependencies=[Depends(_require_admin)],
+    responses={409: {"model": ReloadResponse, "description": "The new champion failed; the old one serves."}},
+)
+def reload(request: Request) -> Any:
+    """Load the registry's current champion now; a champion that fails to load leaves the old one serving."""
+    holder = _holder(request)
+    outcome = holder.reload(force=False)
+    _metrics(request).reloads.labels(outcome="failed" if outcome.failed else "ok").inc()
+    served = holder.served
+    if served is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, outcome.detail)
+    _metrics(request).set_model(served.name, served.version, served.run_id, served.source)
+    body = ReloadResponse(changed=outcome.changed, model=model_info(served), detail=outcome.detail)
+    if outcome.failed:
+        return JSONResponse(body.model_dump(), status_code=409)
+    return body
+
+
+@page.get("/", response_class=HTMLResponse)
+def seller_page(request: Request) -> HTMLResponse:
+    """The seller page: a listing form that shows the suggestion, its range, reasons and comparables."""
+    templates: Jinja2Templates = request.app.state.templates
+    served = _holder(request).served
+    return templates.TemplateResponse(
+        request,
+        "seller.html",
+        {
+            "categories": served.categories if served else (),
+            "model": model_info(served) if served else None,
+            "max_name": _config(request).serve.max_name_chars,
+            "max_description": _config(request).serve.max_description_chars,
+        },
+    )

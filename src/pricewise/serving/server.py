@@ -1,0 +1,37 @@
+"""Settings and config in, the API running on uvicorn (workers from settings) until stopped out."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import uvicorn
+
+from pricewise.serving.observability import log_config
+from pricewise.settings import Settings
+
+
+def run(settings: Settings, config_path: Path | None) -> None:
+    """Serve the API with `settings.serve_workers` worker processes on host:port from settings.
+
+    Each worker builds its own app through `app_from_environment`, so the config path is handed to the workers
+    through the environment they inherit.
+
+    Args:
+        settings: Host, port, workers and everything the app needs.
+        config_path: The stage parameters file the CLI resolved (None: built-in defaults).
+    """
+    if config_path is not None:
+        os.environ["PRICEWISE_CONFIG_PATH"] = str(config_path.resolve())
+    else:
+        os.environ["PRICEWISE_CONFIG_PATH"] = str(Path(os.devnull))
+    uvicorn.run(
+        "pricewise.serving.app:app_from_environment",
+        factory=True,
+        host=settings.serve_host,
+        port=settings.serve_port,
+        workers=settings.serve_workers,
+        log_config=log_config(),
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )

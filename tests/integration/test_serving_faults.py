@@ -1,0 +1,222 @@
+"""Faults on real uvicorn servers: a killed worker, new and broken champions, no registry, no trained model."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import mlflow
+import psutil
+import pytest
+from mlflow import MlflowClient
+
+from pricewise import tracking
+from tests.conftest import Workspace, make_workspace
+from tests.serving_conftest import (
+    ADMIN_TOKEN,
+    LISTING,
+    free_port,
+    light_config_text,
+    serving_workspace,
+    start_server,
+)
+
+pytestmark = pytest.mark.integration
+__all__ = ["serving_workspace"]  # fixture used by name
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+class Load:
+    """Threads posting suggestions until stopped; keeps every request id a client received."""
+
+    def __init__(self, base_url: str, threads: int = 4) -> None:
+        self.base_url = base_url
+        self.received: list[str] = []
+        self.versions: list[str] = []
+        self.statuses: list[int] = []
+        self.transport_errors = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=30) as client:
+            while not self._stop.is_set():
+                try:
+                    response = client.post("/v1/suggestions", json=LISTING)
+                except httpx.TransportError:
+                    with self._lock:
+                        self.transport_errors += 1
+                    continue
+                with self._lock:
+                    self.statuses.append(response.status_code)
+                    if response.status_code == 200:
+                        body = response.json()
+                        self.received.append(body["request_id"])
+                        self.versions.append(body["model"]["version"])
+
+    @contextmanager
+    def running(self) -> Iterator[Load]:
+        for thread in self._threads:
+            thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            for thread in self._threads:
+                thread.join(timeout=60)
+
+    def wait_for(self, n: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(self.received) >= n, f"only {len(self.received)} responses"
+
+
+def _worker_pids(master_pid: int) -> list[int]:
+    children = psutil.Process(master_pid).children()
+    return [c.pid for c in children if any("spawn_main" in part for part in c.cmdline())]
+
+
+def test_killing_a_worker_under_load_loses_no_returned_suggestion(
+    serving_workspace: Workspace, tmp_path: Path
+) -> None:
+    server = start_server(serving_workspace, tmp_path, workers=2)
+    try:
+        workers = _worker_pids(server.process.pid)
+        assert len(workers) == 2, workers
+        load = Load(server.base_url)
+        with load.running():
+            load.wait_for(200)
+            os.kill(workers[0], signal.SIGKILL)
+            received_at_kill = len(load.received)
+            load.wait_for(received_at_kill + 300)
+        assert set(load.statuses) == {200}, {s: load.statuses.count(s) for s in set(load.statuses)}
+        log = server.prediction_log()
+        try:
+            missing = set(load.received) - log.logged_request_ids()
+        finally:
+            log.close()
+        assert not missing, f"{len(missing)} returned suggestions are not in the log"
+        assert len(load.received) >= 500
+    finally:
+        server.stop()
+
+
+def _register_copy_of_champion(ws: Workspace) -> str:
+    tracking.configure(ws.settings)
+    client = MlflowClient()
+    champion = client.get_model_version_by_alias("pricewise", "champion")
+    copy = client.create_model_version("pricewise", source=champion.source, run_id=champion.run_id)
+    return str(copy.version)
+
+
+class BrokenModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """Loads in this process only: the server cannot import the test module that defines it."""
+
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        return model_input
+
+
+def _register_broken(ws: Workspace) -> str:
+    tracking.configure(ws.settings)
+    experiment = tracking.experiment_id(ws.settings, "pricewise")
+    with mlflow.start_run(experiment_id=experiment):
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=BrokenModel(), registered_model_name="pricewise"
+        )
+    return str(info.registered_model_version)
+
+
+def _set_champion(ws: Workspace, version: str) -> None:
+    tracking.configure(ws.settings)
+    MlflowClient().set_registered_model_alias("pricewise", "champion", version)
+
+
+def test_new_champion_is_picked_up_without_failing_requests_and_a_broken_one_is_refused(
+    serving_workspace: Workspace, tmp_path: Path
+) -> None:
+    server = start_server(serving_workspace, tmp_path)
+    good = _register_copy_of_champion(serving_workspace)
+    broken = _register_broken(serving_workspace)
+    try:
+        with server.client() as client:
+            load = Load(server.base_url, threads=2)
+            with load.running():
+                load.wait_for(50)
+                _set_champion(serving_workspace, good)
+                reloaded = client.post("/v1/admin/reload", headers=ADMIN)
+                load.wait_for(len(load.received) + 50)
+            assert reloaded.status_code == 200, reloaded.text
+            assert reloaded.json()["changed"] is True
+            assert set(load.statuses) == {200}
+            assert load.transport_errors == 0
+            assert load.versions[0] == "1"
+            assert load.versions[-1] == good
+
+            _set_champion(serving_workspace, broken)
+            refused = client.post("/v1/admin/reload", headers=ADMIN)
+            assert refused.status_code == 409, refused.text
+            assert refused.json()["model"]["version"] == good
+            assert f"v{broken} failed to load" in refused.json()["detail"]
+            assert client.get("/v1/model").json()["version"] == good
+            after = client.post("/v1/suggestions", json=LISTING)
+            assert after.status_code == 200
+            assert after.json()["model"]["version"] == good
+            assert 'pricewise_model_reloads_total{outcome="failed"} 1.0' in client.get("/metrics").text
+    finally:
+        server.stop()
+        _set_champion(serving_workspace, "1")
+
+
+def test_registry_unreachable_at_start_serves_the_cached_last_good_model(
+    serving_workspace: Workspace, tmp_path: Path
+) -> None:
+    warm = start_server(serving_workspace, tmp_path)  # loads champion v1 and caches it
+    warm.stop()
+    dead_registry = f"http://127.0.0.1:{free_port()}"
+    server = start_server(serving_workspace, tmp_path, PRICEWISE_MLFLOW_TRACKING_URI=dead_registry)
+    try:
+        with server.client() as client:
+            model = client.get("/v1/model").json()
+            suggestion = client.post("/v1/suggestions", json=LISTING)
+        assert model["source"] == "cache"
+        assert model["version"] == "1"
+        assert model["fallback"] is False
+        assert suggestion.status_code == 200
+    finally:
+        server.stop()
+
+
+def test_without_any_trained_model_the_rules_baseline_answers_flagged(tmp_path: Path) -> None:
+    (tmp_path / "untrained").mkdir()
+    untrained = make_workspace(tmp_path / "untrained", light_config_text())
+    server = start_server(untrained, tmp_path, admin_token=None)
+    try:
+        with server.client() as client:
+            ready = client.get("/ready").json()
+            response = client.post(
+                "/v1/suggestions", params={"include": "explanation,comparables"}, json=LISTING
+            )
+            admin = client.post("/v1/admin/reload", headers=ADMIN)
+            schema = client.get("/openapi.json").json()
+        assert ready["status"] == "ready"
+        assert "baseline" in (ready["detail"] or "")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["model"]["fallback"] is True
+        assert body["model"]["source"] == "baseline-fitted"
+        assert response.headers["x-pricewise-fallback"] == "true"
+        assert body["low"] <= body["price"] <= body["high"]
+        assert body["explanation"]["up"] == body["explanation"]["down"] == []
+        assert admin.status_code == 404, "no admin token configured: admin endpoints are off"
+        assert "/v1/admin/reload" not in schema["paths"]
+    finally:
+        server.stop()

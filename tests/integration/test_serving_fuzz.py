@@ -1,0 +1,48 @@
+"""The OpenAPI schema of a running server in, a bounded schemathesis fuzz run out: no request may cause a 5xx.
+
+Hypothesis drives schemathesis' strategies directly (one bounded run per operation, positive and negative
+cases) rather than through schemathesis' pytest plugin, which does not support this pytest version.
+"""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.generation import GenerationMode
+
+from tests.serving_conftest import Server, server, serving_workspace
+
+pytestmark = pytest.mark.integration
+__all__ = ["server", "serving_workspace"]  # fixtures used by name
+EXAMPLES_PER_OPERATION = 30
+
+
+def test_no_generated_request_causes_a_server_error(server: Server) -> None:
+    schema = schemathesis.openapi.from_url(f"{server.base_url}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert any(op.path == "/v1/suggestions" for op in operations)
+    calls: list[tuple[str, int]] = []
+    for operation in operations:
+        strategy = operation.as_strategy(generation_mode=GenerationMode.POSITIVE) | operation.as_strategy(
+            generation_mode=GenerationMode.NEGATIVE
+        )
+
+        @given(case=strategy)
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def fuzz(case: schemathesis.Case) -> None:
+            response = case.call(base_url=server.base_url, timeout=30)
+            calls.append((case.operation.label, response.status_code))
+            case.validate_response(response, checks=[not_a_server_error])
+
+        fuzz()
+    assert len(calls) >= len(operations) * 5, calls
+    assert all(status < 500 for _, status in calls)
+    assert any(status == 200 for label, status in calls if label == "POST /v1/suggestions")

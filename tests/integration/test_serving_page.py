@@ -1,0 +1,94 @@
+"""A seller in headless Chromium in, price, range, reasons, comparables and a stored accepted price out."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tests.serving_conftest import Server, server, serving_workspace
+
+pytestmark = pytest.mark.integration
+__all__ = ["server", "serving_workspace"]  # fixtures used by name
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by playwright (installed by .ci/install-system-deps.sh)."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is missing in CI: run .ci/install-system-deps.sh")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def test_seller_gets_a_price_with_reasons_and_comparables_and_accepts_it(
+    server: Server, browser: Any
+) -> None:
+    page = browser.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(server.base_url + "/")
+    assert page.title().startswith("pricewise")
+    categories = page.locator("#category_name option").all_inner_texts()
+    assert "Men/Shoes/Athletic" in categories
+    page.fill("#name", "Nike Air Max 90 size 10")
+    page.fill("#brand_name", "Nike")
+    page.select_option("#category_name", "Men/Shoes/Athletic")
+    page.check("input[name=item_condition_id][value='2']")
+    page.check("#shipping")
+    page.fill("#item_description", "Worn twice, no box.")
+    page.click("#suggest")
+    page.wait_for_selector("#result:not([hidden])", timeout=15_000)
+
+    price = float(page.inner_text("#price").lstrip("$"))
+    low = float(page.inner_text("#low").lstrip("$"))
+    high = float(page.inner_text("#high").lstrip("$"))
+    assert 0 < low <= price <= high
+    slider = page.locator("#chosen")
+    assert float(slider.get_attribute("min") or 0) == pytest.approx(low)
+    assert float(slider.get_attribute("max") or 0) == pytest.approx(high)
+    reasons = page.locator("#reasons li").all_inner_texts()
+    assert any("nike" in r.lower() for r in reasons), reasons
+    comparables = page.locator("#comparables li").all_inner_texts()
+    assert len(comparables) == 5
+    assert all("$" in c for c in comparables)
+
+    slider.fill(str(high))  # the seller drags towards "top price"
+    assert page.inner_text("#chosen-value") == f"${high:.2f}"
+    page.click("#accept")
+    page.wait_for_selector("#accepted:not([hidden])", timeout=10_000)
+    request_id = page.inner_text("#model-line").rsplit("request ", 1)[1]
+    page.close()
+
+    log = server.prediction_log()
+    try:
+        with log.engine.connect() as connection:
+            rows = connection.execute(
+                select(log.feedback.c.chosen_price).where(log.feedback.c.request_id == request_id)
+            ).all()
+    finally:
+        log.close()
+    assert [row[0] for row in rows] == [pytest.approx(high)]
+    assert all(url.startswith(server.base_url) for url in requested), "the page loads nothing from elsewhere"
+
+
+def test_a_form_without_title_shows_an_error_and_no_result(server: Server, browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(server.base_url + "/")
+    page.click("#suggest")
+    page.wait_for_selector("#error:not([hidden])", timeout=5_000)
+    assert "title" in page.inner_text("#error").lower()
+    assert page.locator("#result").is_hidden()
+    page.close()
