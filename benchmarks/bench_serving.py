@@ -31,20 +31,14 @@ import pandas as pd
 from pricewise import tracking
 from pricewise.registry import load_suggester
 from pricewise.serving.comparables import ComparablesIndex
+from pricewise.serving.schemas import EXAMPLE_LISTING
 from pricewise.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SAMPLE = REPO.parent / "shared" / "data" / "mercari" / "mercari_train_8k.tsv.gz"
 FULL_ROWS = 1_482_535
-LISTING = {
-    "name": "Nike Air Max 90 size 10",
-    "brand_name": "Nike",
-    "category_name": "Men/Shoes/Athletic",
-    "item_condition_id": 2,
-    "shipping": 1,
-    "item_description": "Worn twice, no box. Clean soles.",
-}
+LISTING = EXAMPLE_LISTING
 GOALS = {"p99_ms_at_8": 15.0, "throughput_ratio": 3.0, "comparables_p99_ms": 50.0}
 
 

@@ -124,6 +124,14 @@ CREATE OR REPLACE VIEW training_listings AS
 """
 
 
+def _limit_resources(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """Cap DuckDB's memory and threads as settings say."""
+    con.execute(f"SET memory_limit = {sql_literal(settings.duckdb_memory_limit)}")
+    con.execute(f"SET threads = {settings.duckdb_threads}")
+    # Insertion order is not meaningful in the warehouse; dropping it lets large reads stream.
+    con.execute("SET preserve_insertion_order = false")
+
+
 @contextmanager
 def connect(settings: Settings, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse, creating the file and schema on first write.
@@ -149,10 +157,7 @@ def connect(settings: Settings, *, read_only: bool = False) -> Iterator[duckdb.D
     except duckdb.Error as exc:
         raise PricewiseError(f"cannot open warehouse {path}: {exc}") from exc
     try:
-        con.execute(f"SET memory_limit = '{settings.duckdb_memory_limit}'")
-        con.execute(f"SET threads = {settings.duckdb_threads}")
-        # Insertion order is not meaningful in the warehouse; dropping it lets large reads stream.
-        con.execute("SET preserve_insertion_order = false")
+        _limit_resources(con, settings)
         if not read_only:
             spill_dir.mkdir(parents=True, exist_ok=True)
             con.execute(f"SET temp_directory = {sql_literal(str(spill_dir))}")
@@ -167,9 +172,7 @@ def connect_scratch(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open an in-memory database with the pricewise schema, for work that must not touch the warehouse."""
     con = duckdb.connect(":memory:")
     try:
-        con.execute(f"SET memory_limit = '{settings.duckdb_memory_limit}'")
-        con.execute(f"SET threads = {settings.duckdb_threads}")
-        con.execute("SET preserve_insertion_order = false")
+        _limit_resources(con, settings)
         con.execute(SCHEMA)
         yield con
     finally:
