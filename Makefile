@@ -5,12 +5,20 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
+AIRFLOW_VENV := .venv-airflow
+AIRFLOW_LOCK := dags/requirements-airflow.lock
 DATA ?= $(wildcard ../shared/data/mercari/mercari_train_8k.tsv.gz)
 PYTEST_ARGS ?=
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	touch $@
+
+# Airflow pins FastAPI below the version pricewise needs, so it gets its own virtualenv; the DAGs call the CLI.
+$(AIRFLOW_VENV)/.installed: $(AIRFLOW_LOCK)
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install --quiet --disable-pip-version-check -c $(AIRFLOW_LOCK) apache-airflow==3.3.2
 	touch $@
 
 .PHONY: help
@@ -20,14 +28,17 @@ help: ## List the targets
 .PHONY: install
 install: $(BIN)/.installed ## Create or reuse the virtualenv and install pricewise with its pinned dependencies
 
+.PHONY: airflow
+airflow: $(AIRFLOW_VENV)/.installed ## Create or reuse .venv-airflow: Airflow 3 (pinned) for the DAGs in dags/
+
 .PHONY: lint
 lint: install ## ruff check, ruff format --check, mypy --strict on src/
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks dags
+	$(BIN)/ruff format --check src tests benchmarks dags
 	$(BIN)/mypy src
 
 .PHONY: test
-test: lint ## Lint, then the whole test suite (unit, integration, model)
+test: lint airflow ## Lint, then the whole test suite (unit, integration, model)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: run
@@ -51,11 +62,12 @@ bench: install ## All benchmarks (see benchmarks/README.md); the scaled ones tak
 	$(BIN)/python benchmarks/model_experiments.py
 	$(BIN)/python benchmarks/bench_scaled_models.py
 	$(BIN)/python benchmarks/bench_serving.py
+	$(BIN)/python benchmarks/bench_monitor.py
 
 .PHONY: format
 format: install ## Apply ruff fixes and formatting
-	$(BIN)/ruff check --fix src tests benchmarks
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks dags
+	$(BIN)/ruff format src tests benchmarks dags
 
 .PHONY: clean
 clean: ## Remove local state (data/) and caches, keep the virtualenv

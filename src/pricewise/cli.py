@@ -6,10 +6,12 @@ otherwise add seconds to every `pricewise ingest` or `pricewise data status`.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -190,6 +192,21 @@ def download_command(ctx: typer.Context) -> None:
         typer.echo(f"downloaded {path}; next: pricewise ingest {path}")
 
 
+@data_app.command("harvest-feedback")
+def harvest_feedback_command(ctx: typer.Context) -> None:
+    """Turn sold prices fed back to the API into a priced batch (ingested; `pricewise validate` checks it)."""
+    from pricewise import retrain  # noqa: PLC0415 - see module docstring
+
+    c = _context(ctx)
+    harvested = guarded(lambda: retrain.harvest_and_ingest(c.config(), c.settings))
+    if harvested is None:
+        typer.echo("no new sold prices in the prediction log")
+    else:
+        typer.echo(
+            f"{harvested[1]} sold listings from feedback ingested as batch {harvested[0]}; next: pricewise validate"
+        )
+
+
 @app.command("train")
 def train_command(ctx: typer.Context) -> None:
     """Fit the rules baseline and the main model on the training split; track and register both in MLflow."""
@@ -271,6 +288,90 @@ def predict_command(
         f"{result.scored} scored, {result.rejected} rejected with {result.model_version} "
         f"in {result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s): {result.output}"
     )
+
+
+def _parse_time(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise fail(f"{option} {text!r} is not an ISO 8601 time such as 2026-11-23T12:00:00+00:00") from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@app.command("monitor")
+def monitor_command(
+    ctx: typer.Context,
+    last_hours: Annotated[
+        float | None,
+        typer.Option(min=0.001, help="Window: the last H hours of suggestions; default from config."),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Window start (ISO 8601, UTC unless an offset is given).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Window end (ISO 8601); default now.")] = None,
+    batch: Annotated[
+        str | None, typer.Option("--batch", "-b", help="Compare an ingested batch instead.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON on the last line.")
+    ] = False,
+) -> None:
+    """Compare a window (suggestions logged over a period, or a batch) with the champion's training data."""
+    from pricewise import monitor  # noqa: PLC0415 - see module docstring
+
+    c = _context(ctx)
+    if batch is not None and (last_hours is not None or since is not None or until is not None):
+        raise fail("--batch compares one batch; it does not combine with --last-hours, --since or --until")
+    if last_hours is not None and since is not None:
+        raise fail("give either --last-hours or --since, not both")
+    start, end = _parse_time(since, "--since"), _parse_time(until, "--until")
+    if start is not None and end is not None and start >= end:
+        raise fail(f"--since {since} is not before --until {until}")
+    config = guarded(c.config)
+    if batch is not None:
+        window = monitor.Window("batch", batch_id=batch)
+    elif start is not None:
+        window = monitor.Window("predictions", start=start, end=end or datetime.now(UTC))
+    else:
+        hours = last_hours if last_hours is not None else config.monitor.window_hours
+        window = monitor.Window.last_hours(hours, end)
+    result = guarded(lambda: monitor.run(config, c.settings, window))
+    typer.echo(f"monitoring run {result.run_id}: {result.status.upper()}: {result.message}")
+    if result.report_html:
+        typer.echo(f"report: {result.report_html}")
+    if as_json:
+        typer.echo(json.dumps(result.summary(), default=str))
+
+
+@app.command("retrain")
+def retrain_command(
+    ctx: typer.Context,
+    if_needed: Annotated[
+        bool, typer.Option("--if-needed", help="Retrain only when a rule of the retrain policy triggers.")
+    ] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Decide and record the decision; train nothing.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the outcome as JSON on the last line.")
+    ] = False,
+) -> None:
+    """Retrain a challenger on the current data and put it through the promotion gate; record why."""
+    from pricewise import retrain  # noqa: PLC0415 - see module docstring
+
+    c = _context(ctx)
+    if check and if_needed:
+        raise fail("--check only decides; it does not combine with --if-needed")
+    mode: retrain.Mode = "check" if check else "if-needed" if if_needed else "force"
+    outcome = guarded(lambda: retrain.run(c.config(), c.settings, mode))
+    typer.echo(outcome.message)
+    for rule in outcome.reasons:
+        mark = "TRIGGERED" if rule.triggered else "ok"
+        typer.echo(f"  {rule.rule}: {mark}: {rule.detail}")
+    if as_json:
+        typer.echo(json.dumps(outcome.summary(), default=str))
 
 
 @app.command("serve")

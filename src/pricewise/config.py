@@ -181,6 +181,50 @@ class ServeConfig(StrictModel):
     )
 
 
+class MonitorConfig(StrictModel):
+    """Monitoring: what is compared with the champion's training data, and how much of it."""
+
+    window_hours: float = Field(default=24.0, gt=0, description="Default window of the prediction log.")
+    min_rows: int = Field(
+        default=30, ge=1, description="A window with fewer suggestions than this has nothing to compare."
+    )
+    max_rows: int = Field(
+        default=100_000,
+        ge=1000,
+        description="Rows per side handed to Evidently; larger sides are sampled uniformly at random (seeded).",
+    )
+    min_feedback_rows: int = Field(
+        default=30, ge=1, description="Sold prices needed before accuracy and target drift are judged."
+    )
+    vocabulary_min_count: int = Field(
+        default=2, ge=1, description="A word belongs to the reference vocabulary from this many listings on."
+    )
+    seed: int = 0
+
+
+class RetrainConfig(StrictModel):
+    """When `pricewise retrain --if-needed` retrains: any rule that triggers is enough."""
+
+    drift_share: float = Field(
+        default=0.5, gt=0.0, le=1.0, description="Retrain when this share of input columns drifted, or more."
+    )
+    rmsle_margin: float = Field(
+        default=0.05,
+        ge=0.0,
+        description="Retrain when feedback RMSLE exceeds the champion's offline RMSLE by this.",
+    )
+    max_age_days: float = Field(
+        default=30.0, gt=0, description="Retrain when the champion is older than this."
+    )
+    on_target_drift: bool = Field(
+        default=True, description="Retrain when sold prices drifted from the training prices."
+    )
+    harvest_feedback: bool = Field(
+        default=True,
+        description="Ingest listings with sold prices from the prediction log before retraining.",
+    )
+
+
 class Config(StrictModel):
     """All stage parameters, one section per stage."""
 
@@ -192,6 +236,8 @@ class Config(StrictModel):
     promote: PromoteConfig = PromoteConfig()
     predict: PredictConfig = PredictConfig()
     serve: ServeConfig = ServeConfig()
+    monitor: MonitorConfig = MonitorConfig()
+    retrain: RetrainConfig = RetrainConfig()
 
 
 def load_config(path: Path | None) -> Config:

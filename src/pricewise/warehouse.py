@@ -9,13 +9,16 @@ This is the only module that opens DuckDB. Tables:
 - ``rejects``: rows that failed validation, with reason codes; accepted + rejected = read for every batch.
 - ``validations`` and ``batch_profiles``: the result of every validation run and each batch's profile.
 - ``promotions``: every promotion, refusal and rollback of a champion, with figures and reason.
+- ``monitoring_runs`` and ``retrain_decisions``: every monitoring run's summary and every retraining decision.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import duckdb
 
@@ -25,6 +28,7 @@ from pricewise.settings import Settings
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+LOCK_WAIT_SECONDS = 15.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -114,6 +118,39 @@ CREATE TABLE IF NOT EXISTS promotions (
     metrics VARCHAR NOT NULL,           -- JSON
     reason VARCHAR NOT NULL
 );
+CREATE TABLE IF NOT EXISTS monitoring_runs (
+    run_id VARCHAR PRIMARY KEY,
+    created_at TIMESTAMP NOT NULL,
+    window_kind VARCHAR NOT NULL,       -- 'predictions' (the prediction log over a period) or 'batch'
+    window_start TIMESTAMP,
+    window_end TIMESTAMP,
+    batch_id VARCHAR,                   -- the compared batch when window_kind = 'batch'
+    model_version VARCHAR,              -- the champion when the run was made
+    status VARCHAR NOT NULL,            -- 'ok', 'drift', 'empty' (nothing to compare) or 'error'
+    reference_rows BIGINT NOT NULL,
+    current_rows BIGINT NOT NULL,
+    compared_rows BIGINT NOT NULL,      -- rows per side handed to Evidently, after sampling
+    drift_share DOUBLE,                 -- share of drifted columns
+    drifted_columns VARCHAR NOT NULL,   -- JSON list
+    prediction_drift BOOLEAN,
+    target_drift BOOLEAN,
+    feedback_rows BIGINT NOT NULL,      -- suggestions in the window with a sold price
+    rmsle DOUBLE,                       -- of the suggestions against sold prices
+    coverage DOUBLE,                    -- share of sold prices inside the suggested range
+    message VARCHAR NOT NULL,
+    report_html VARCHAR,
+    report_json VARCHAR
+);
+CREATE TABLE IF NOT EXISTS retrain_decisions (
+    decided_at TIMESTAMP NOT NULL,
+    monitoring_run_id VARCHAR,          -- the run whose figures were judged
+    due BOOLEAN NOT NULL,
+    reasons VARCHAR NOT NULL,           -- JSON list of {rule, value, threshold, triggered}
+    action VARCHAR NOT NULL,            -- 'none', 'check' (decision only), 'trained' or 'failed'
+    challenger_version VARCHAR,
+    promotion_action VARCHAR,           -- the gate's decision: 'first', 'promote' or 'refuse'
+    message VARCHAR NOT NULL
+);
 CREATE OR REPLACE VIEW latest_validations AS
     SELECT * FROM validations
     QUALIFY row_number() OVER (PARTITION BY batch_id ORDER BY validated_at DESC) = 1;
@@ -132,13 +169,35 @@ def _limit_resources(con: duckdb.DuckDBPyConnection, settings: Settings) -> None
     con.execute("SET preserve_insertion_order = false")
 
 
+def _open(path: Path, read_only: bool, lock_wait_seconds: float) -> duckdb.DuckDBPyConnection:
+    """Connect, waiting up to `lock_wait_seconds` while another process holds a conflicting lock.
+
+    DuckDB allows one writing process or several reading ones; the server's brief reads and the batch commands
+    meet there, and a short wait turns a collision into a delay instead of a failure.
+    """
+    deadline = time.monotonic() + lock_wait_seconds
+    pause = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:
+            locked = "lock" in str(exc).lower()
+            if not locked or time.monotonic() + pause > deadline:
+                raise PricewiseError(f"cannot open warehouse {path}: {exc}") from exc
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
+
+
 @contextmanager
-def connect(settings: Settings, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    settings: Settings, *, read_only: bool = False, lock_wait_seconds: float = LOCK_WAIT_SECONDS
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse, creating the file and schema on first write.
 
     Args:
         settings: Where the warehouse lives and how much memory and how many threads DuckDB may use.
         read_only: Open without taking the write lock; the file must exist.
+        lock_wait_seconds: How long to wait while another process holds a conflicting lock.
 
     Yields:
         An open connection; it is closed on exit.
@@ -152,10 +211,7 @@ def connect(settings: Settings, *, read_only: bool = False) -> Iterator[duckdb.D
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     spill_dir = settings.scratch / "duckdb_spill"
-    try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.Error as exc:
-        raise PricewiseError(f"cannot open warehouse {path}: {exc}") from exc
+    con = _open(path, read_only, lock_wait_seconds)
     try:
         _limit_resources(con, settings)
         if not read_only:

@@ -1,4 +1,5 @@
-"""Settings and config in, the FastAPI application (API, seller page, metrics, lifespan-managed model) out."""
+"""Settings and config in, the FastAPI application (API, seller and monitoring pages, metrics, lifespan-managed
+model) out."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 
 from pricewise import __version__
 from pricewise.config import Config, load_config
-from pricewise.serving import limits, routes
+from pricewise.serving import limits, monitoring_routes, monitoring_view, routes
 from pricewise.serving.batching import MicroBatcher
 from pricewise.serving.middleware import BodySizeLimit, RequestTelemetry
 from pricewise.serving.model_source import ModelHolder
@@ -71,6 +72,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     _one_torch_thread_per_request()
     log = PredictionLog(default_url(settings), config.serve.log_synchronous)
     app.state.prediction_log = log
+    app.state.log_figures = monitoring_view.LogFigures(log)
     app.state.pricer = MicroBatcher(routes.price_listings, config.serve.max_batch, "pricewise-pricer")
     app.state.log_writer = MicroBatcher(log.record_groups, LOG_GROUP_MAX, "pricewise-log-writer")
     app.state.pricer.start()
@@ -149,6 +151,9 @@ def create_app(settings: Settings, config: Config) -> FastAPI:
     app.include_router(routes.api)
     app.include_router(routes.ops)
     app.include_router(routes.page)
+    app.include_router(monitoring_routes.api)
+    app.include_router(monitoring_routes.reports)
+    app.include_router(monitoring_routes.page)
     if routes.admin_token(settings) is not None:  # no token: the admin endpoints do not exist (404)
         app.include_router(routes.admin)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")

@@ -50,7 +50,7 @@ def _tables(metadata: MetaData) -> tuple[Table, Table]:
         metadata,
         Column("request_id", String(64), primary_key=True),
         Column("batch_id", String(64), nullable=True, index=True),
-        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, index=True),  # monitoring windows
         Column("model_name", String(200), nullable=False),
         Column("model_version", String(50), nullable=True),
         Column("model_run_id", String(64), nullable=True),
@@ -132,6 +132,8 @@ class PredictionLog:
         self.predictions, self.feedback = _tables(self.metadata)
         try:
             self.metadata.create_all(self.engine, checkfirst=True)
+            for index in self.predictions.indexes:  # logs created before the index existed get it now
+                index.create(self.engine, checkfirst=True)
         except Exception as exc:
             raise PricewiseError(f"cannot open the prediction log at {url}: {exc}") from exc
 

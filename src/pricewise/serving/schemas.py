@@ -217,3 +217,147 @@ class ReloadResponse(BaseModel):
     changed: bool
     model: ModelInfo
     detail: str
+
+
+SectionState = Literal["ok", "empty", "missing", "busy", "unsupported", "error"]
+
+
+class MonitoringSection(BaseModel):
+    """Base of the monitoring sections: each is computed on its own and says whether it has data."""
+
+    state: SectionState = Field(
+        description=(
+            "'ok': figures below; 'empty': nothing recorded yet; 'missing': no warehouse yet; 'busy': another "
+            "process holds the warehouse's write lock (retry shortly); 'unsupported': the prediction log's "
+            "database cannot compute this section; 'error': reading failed (see message and server log)."
+        )
+    )
+    message: str | None = Field(default=None, description="What the state means for a reader.")
+
+
+class ChampionSection(MonitoringSection):
+    """The registered champion, since when it holds the alias, and the model this worker serves."""
+
+    registered_model: str = Field(description="Registered model name the promotion gate works on.")
+    version: str | None = Field(default=None, description="Champion version after the last promotion.")
+    since: str | None = Field(default=None, description="When it became champion (ISO 8601, UTC).")
+    promoted_by: str | None = Field(
+        default=None, description="The decision that made it champion: 'first', 'promote' or 'rollback'."
+    )
+    run_id: str | None = Field(
+        default=None, description="MLflow run of the champion, when this worker serves that version."
+    )
+    serving: ModelInfo | None = Field(default=None, description="The model answering in this worker.")
+
+
+class PromotionRow(BaseModel):
+    """One decision of the promotion gate or a rollback."""
+
+    decided_at: str
+    registered_model: str
+    action: str = Field(description="'first', 'promote', 'refuse' or 'rollback'.")
+    champion_before: str | None
+    challenger: str | None
+    champion_after: str | None
+    reason: str
+    metrics: dict[str, JsonValue] = Field(description="Figures the decision rests on (test RMSLE, checks).")
+
+
+class PromotionsSection(MonitoringSection):
+    """The promotion history, newest first."""
+
+    rows: list[PromotionRow] = Field(default_factory=list)
+
+
+class TrafficBucket(BaseModel):
+    """Suggestions logged in one time bucket and their latency percentiles (nearest rank)."""
+
+    start: str = Field(description="Bucket start (ISO 8601, UTC).")
+    requests: int = Field(description="Suggestions logged in the bucket.")
+    per_minute: float = Field(description="Suggestions per minute over the bucket.")
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+
+class TrafficSection(MonitoringSection):
+    """Request rate and latency over time, from the prediction log."""
+
+    bucket_seconds: int | None = Field(default=None, description="Width of a bucket, chosen from the span.")
+    window_start: str | None = Field(default=None, description="First bucket start (ISO 8601, UTC).")
+    window_end: str | None = Field(default=None, description="Latest logged suggestion (ISO 8601, UTC).")
+    total_requests: int = Field(default=0, description="Suggestions in the window.")
+    buckets: list[TrafficBucket] = Field(default_factory=list)
+
+
+class AccuracyBucket(BaseModel):
+    """Suggestions made in one time bucket that have a sold price, and how well they priced."""
+
+    start: str = Field(description="Bucket start of the suggestion time (ISO 8601, UTC).")
+    sold: int = Field(description="Suggestions with a reported sold price.")
+    rmsle: float = Field(description="sqrt(mean((log1p(price) - log1p(sold))^2)).")
+    coverage: float = Field(description="Share of sold prices inside the suggested [low, high].")
+
+
+class AccuracyByModel(BaseModel):
+    """Accuracy of one model version over the window."""
+
+    model_version: str | None
+    sold: int
+    rmsle: float
+    coverage: float
+
+
+class AccuracySection(MonitoringSection):
+    """RMSLE and range coverage of suggestions against the sold prices sellers reported."""
+
+    bucket_seconds: int | None = None
+    window_start: str | None = None
+    window_end: str | None = None
+    sold: int = Field(default=0, description="Suggestions in the window with a sold price.")
+    rmsle: float | None = None
+    coverage: float | None = None
+    stated_coverage: float | None = Field(
+        default=None, description="Mean coverage the suggestions promised (the target for `coverage`)."
+    )
+    buckets: list[AccuracyBucket] = Field(default_factory=list)
+    by_model: list[AccuracyByModel] = Field(default_factory=list)
+
+
+class MonitoringRunRow(BaseModel):
+    """One drift and accuracy check recorded by `pricewise monitor`."""
+
+    run_id: str
+    created_at: str
+    status: str = Field(description="'ok', 'drift', 'empty' (nothing to compare) or 'error'.")
+    window_kind: str | None
+    window_start: str | None
+    window_end: str | None
+    batch_id: str | None
+    model_version: str | None
+    drift_share: float | None = Field(description="Share of drifted columns.")
+    drifted_columns: list[str]
+    prediction_drift: bool | None
+    target_drift: bool | None
+    feedback_rows: int | None
+    rmsle: float | None
+    coverage: float | None
+    message: str
+    report_url: str | None = Field(description="Where this server shows the run's Evidently report, if any.")
+
+
+class DriftSection(MonitoringSection):
+    """Monitoring runs, newest first."""
+
+    runs: list[MonitoringRunRow] = Field(default_factory=list)
+
+
+class MonitoringOverview(BaseModel):
+    """Everything the monitoring page shows; each section carries its own state."""
+
+    generated_at: str = Field(description="When this overview was computed (ISO 8601, UTC).")
+    champion: ChampionSection
+    promotions: PromotionsSection
+    traffic: TrafficSection
+    accuracy: AccuracySection
+    drift: DriftSection

@@ -1,0 +1,82 @@
+"""HTTP requests in; the monitoring overview as JSON, the monitoring page, and recorded drift reports out.
+
+Nothing here may take serving down: every section of the overview is computed on its own and reports a state
+instead of raising, and the handlers are plain functions (FastAPI runs them in its thread pool) because the
+warehouse and the prediction log are blocking I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from pricewise.config import Config
+from pricewise.serving import monitoring_view
+from pricewise.serving.model_source import ModelHolder
+from pricewise.serving.routes import model_info
+from pricewise.serving.schemas import MonitoringOverview
+from pricewise.settings import Settings
+
+api = APIRouter(prefix="/v1", tags=["monitoring"])
+reports = APIRouter(tags=["monitoring"])
+page = APIRouter(include_in_schema=False)
+
+RunId = Annotated[str, Path(min_length=1, max_length=200, description="A `run_id` of `monitoring_runs`.")]
+REPORT_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Unknown run, a run without a report, or its report file is gone."},
+    503: {"description": "The warehouse is busy (another process is writing to it); retry shortly."},
+}
+
+
+def _overview(request: Request) -> MonitoringOverview:
+    state = request.app.state
+    settings: Settings = state.settings
+    config: Config = state.config
+    log_figures: monitoring_view.LogFigures = state.log_figures
+    holder: ModelHolder = state.models
+    served = holder.served
+    return monitoring_view.overview(
+        settings,
+        config.train.registered_model,
+        log_figures,
+        model_info(served) if served is not None else None,
+        lambda run_id: str(request.url_for("monitoring_report", run_id=run_id).path),
+    )
+
+
+@api.get("/monitoring", response_model=MonitoringOverview)
+def monitoring_overview(request: Request) -> MonitoringOverview:
+    """The champion and promotion history, request rate and latency percentiles over time, RMSLE and range
+    coverage against reported sold prices, and the drift status of each monitoring run.
+
+    Always 200: a section without data, or whose source is unavailable (no warehouse yet, the warehouse busy
+    with a writer), says so in its `state` and `message`.
+    """
+    return _overview(request)
+
+
+@reports.get(
+    "/monitoring/reports/{run_id}",
+    response_class=FileResponse,
+    responses={200: {"content": {"text/html": {}}}, **REPORT_ERRORS},
+)
+def monitoring_report(run_id: RunId, request: Request) -> FileResponse:
+    """The Evidently HTML report recorded for a monitoring run."""
+    settings: Settings = request.app.state.settings
+    try:
+        path = monitoring_view.report_file(settings, run_id)
+    except monitoring_view.ReportUnavailableError as exc:
+        raise HTTPException(exc.status_code, exc.detail) from exc
+    return FileResponse(
+        path, media_type="text/html; charset=utf-8", headers={"X-Content-Type-Options": "nosniff"}
+    )
+
+
+@page.get("/monitoring", response_class=HTMLResponse)
+def monitoring_page(request: Request) -> HTMLResponse:
+    """The monitoring page: tables rendered here, charts drawn in the browser from /v1/monitoring."""
+    templates: Jinja2Templates = request.app.state.templates
+    return templates.TemplateResponse(request, "monitoring.html", {"overview": _overview(request)})

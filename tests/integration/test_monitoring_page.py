@@ -1,0 +1,449 @@
+"""Suggestions, feedback and recorded monitoring runs on a real server in; the monitoring JSON, its reports and
+the page drawn in headless Chromium out, also with an empty, a locked and a missing warehouse."""
+
+from __future__ import annotations
+
+import calendar
+import math
+import os
+import shutil
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy import select
+
+from pricewise import warehouse
+from pricewise.settings import Settings
+from tests.conftest import TRAIN_SAMPLE, Workspace
+from tests.serving_conftest import Server, serving_workspace, start_server
+
+pytestmark = pytest.mark.integration
+__all__ = ["serving_workspace"]  # fixtures used by name
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SOLD = 12
+LISTING_FIELDS = ["name", "brand_name", "category_name", "item_condition_id", "shipping", "item_description"]
+
+
+def own_workspace(source: Workspace, root: Path) -> Workspace:
+    """The trained session workspace's registry and model cache, with this test's own copy of the warehouse,
+    its own reports directory and its own prediction log (the session server's stay untouched)."""
+    root.mkdir(parents=True, exist_ok=True)
+    warehouse_copy = root / "warehouse.duckdb"
+    shutil.copy2(source.settings.warehouse, warehouse_copy)
+    settings = Settings(
+        data_dir=source.settings.data_dir,
+        config_path=source.config_path,
+        warehouse_path=warehouse_copy,
+        reports_dir=root / "reports",
+        prediction_log_url=f"sqlite:///{root / 'predictions.db'}",
+    )
+    settings.reports.mkdir()
+    return Workspace(settings, source.config_path)
+
+
+def serve(ws: Workspace, log_dir: Path) -> Server:
+    """`pricewise serve` on a workspace from `own_workspace` (the overrides travel in the environment)."""
+    settings = ws.settings
+    assert settings.warehouse_path is not None
+    assert settings.reports_dir is not None
+    assert settings.prediction_log_url is not None
+    return start_server(
+        ws,
+        log_dir,
+        PRICEWISE_WAREHOUSE_PATH=str(settings.warehouse_path),
+        PRICEWISE_REPORTS_DIR=str(settings.reports_dir),
+        PRICEWISE_PREDICTION_LOG_URL=settings.prediction_log_url,
+    )
+
+
+def insert_run(
+    settings: Settings, run_id: str, created_at: datetime, report: Path | None, **values: Any
+) -> None:
+    """One monitoring_runs row, as `pricewise monitor` records it."""
+    row: dict[str, Any] = {
+        "run_id": run_id,
+        "created_at": created_at,
+        "window_kind": "predictions",
+        "window_start": created_at - timedelta(hours=24),
+        "window_end": created_at,
+        "batch_id": None,
+        "model_version": "1",
+        "status": "ok",
+        "reference_rows": 6400,
+        "current_rows": 23,
+        "compared_rows": 23,
+        "drift_share": 0.0,
+        "drifted_columns": "[]",
+        "prediction_drift": False,
+        "target_drift": False,
+        "feedback_rows": SOLD,
+        "rmsle": 0.5,
+        "coverage": 0.75,
+        "message": "no drift",
+        "report_html": None if report is None else str(report),
+        "report_json": None,
+        **values,
+    }
+    columns = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    with warehouse.connect(settings) as con:
+        con.execute(f"INSERT INTO monitoring_runs ({columns}) VALUES ({marks})", list(row.values()))
+
+
+@dataclass
+class Monitored:
+    """A server with known suggestions, sold prices and monitoring runs."""
+
+    server: Server
+    settings: Settings
+    suggestions: list[dict[str, Any]]
+    sold: dict[str, float]
+    drift_run: str
+    ok_run: str
+    gone_run: str
+    outside_run: str
+    report_text: str
+
+
+@pytest.fixture(scope="module")
+def monitored(serving_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
+    root = tmp_path_factory.mktemp("monitored")
+    ws = own_workspace(serving_workspace, root / "ws")
+    server = serve(ws, root)
+    listings = pd.read_csv(TRAIN_SAMPLE, sep="\t", nrows=40).dropna(subset=["name"]).head(20)
+    records = [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()} for row in listings.to_dict("records")
+    ]
+    suggestions: list[dict[str, Any]] = []
+    sold: dict[str, float] = {}
+    try:
+        with server.client() as client:
+            for record in records:
+                body = {k: record[k] for k in LISTING_FIELDS}
+                body["item_condition_id"] = int(body["item_condition_id"])
+                body["shipping"] = int(body["shipping"])
+                response = client.post("/v1/suggestions", json=body)
+                assert response.status_code == 200, response.text
+                suggestions.append({**response.json(), "actual": float(record["price"])})
+            batch = client.post("/v1/suggestions/batch", json={"listings": [body] * 3})
+            assert batch.status_code == 200, batch.text
+            for suggestion in suggestions[:SOLD]:
+                request_id, actual = suggestion["request_id"], suggestion["actual"]
+                if suggestion is suggestions[0]:  # a corrected report: the latest sold price counts
+                    client.post("/v1/feedback", json={"request_id": request_id, "sold_price": 999.0})
+                recorded = client.post("/v1/feedback", json={"request_id": request_id, "sold_price": actual})
+                assert recorded.status_code == 200, recorded.text
+                sold[request_id] = actual
+            for suggestion in suggestions[SOLD : SOLD + 3]:  # chosen prices only: no sold price, not counted
+                chosen = {"request_id": suggestion["request_id"], "chosen_price": suggestion["price"]}
+                assert client.post("/v1/feedback", json=chosen).status_code == 200
+
+        reports = ws.settings.reports / "monitoring"
+        reports.mkdir()
+        report_text = (
+            "<!doctype html><html><body><h1>Data drift report</h1><p>2 of 5 columns drifted</p></body></html>"
+        )
+        (reports / "drift.html").write_text(report_text, encoding="utf-8")
+        (reports / "ok.html").write_text("<html><body>no drift</body></html>", encoding="utf-8")
+        outside = root / "outside.html"
+        outside.write_text("<html><body>not a report of ours</body></html>", encoding="utf-8")
+        now = datetime.now(UTC).replace(tzinfo=None)
+        insert_run(ws.settings, "run-ok-1", now - timedelta(hours=3), reports / "ok.html")
+        insert_run(
+            ws.settings,
+            "run-drift-2",
+            now - timedelta(hours=1),
+            reports / "drift.html",
+            status="drift",
+            drift_share=0.4,
+            drifted_columns='["brand_name", "category_name"]',
+            prediction_drift=True,
+            message="2 of 5 columns drifted",
+        )
+        insert_run(ws.settings, "run-gone-3", now - timedelta(hours=2), reports / "deleted.html")
+        insert_run(ws.settings, "run-outside-4", now - timedelta(hours=4), outside)
+        yield Monitored(
+            server,
+            ws.settings,
+            suggestions,
+            sold,
+            "run-drift-2",
+            "run-ok-1",
+            "run-gone-3",
+            "run-outside-4",
+            report_text,
+        )
+    finally:
+        server.stop()
+
+
+def nearest_rank(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[math.ceil(p * len(ordered)) - 1]
+
+
+def test_overview_counts_requests_and_computes_latency_rmsle_and_coverage(monitored: Monitored) -> None:
+    with monitored.server.client() as client:
+        response = client.get("/v1/monitoring")
+    assert response.status_code == 200, response.text
+    body = response.json()
+
+    traffic = body["traffic"]
+    assert traffic["state"] == "ok"
+    assert traffic["total_requests"] == len(monitored.suggestions) + 3
+    assert sum(b["requests"] for b in traffic["buckets"]) == traffic["total_requests"]
+    width = traffic["bucket_seconds"]
+    assert width == 60  # everything was logged within minutes
+    log = monitored.server.prediction_log()
+    try:
+        with log.engine.connect() as connection:
+            logged = connection.execute(
+                select(log.predictions.c.created_at, log.predictions.c.latency_ms)
+            ).all()
+    finally:
+        log.close()
+    by_bucket: dict[int, list[float]] = defaultdict(list)
+    for created_at, latency in logged:
+        epoch = calendar.timegm(created_at.utctimetuple())
+        by_bucket[epoch - epoch % width].append(latency)
+    expected = {
+        datetime.fromtimestamp(start, UTC).isoformat(): (
+            len(values),
+            nearest_rank(values, 0.5),
+            nearest_rank(values, 0.95),
+            nearest_rank(values, 0.99),
+        )
+        for start, values in by_bucket.items()
+    }
+    got = {b["start"]: (b["requests"], b["p50_ms"], b["p95_ms"], b["p99_ms"]) for b in traffic["buckets"]}
+    assert got.keys() == expected.keys()
+    for start, figures in expected.items():
+        assert got[start] == pytest.approx(figures), start
+    for bucket in traffic["buckets"]:
+        assert 0 < bucket["p50_ms"] <= bucket["p95_ms"] <= bucket["p99_ms"] < 10_000
+        assert bucket["per_minute"] == pytest.approx(bucket["requests"])
+
+    accuracy = body["accuracy"]
+    priced = {s["request_id"]: s for s in monitored.suggestions if s["request_id"] in monitored.sold}
+    errors = [
+        (math.log1p(priced[rid]["price"]) - math.log1p(sold)) ** 2 for rid, sold in monitored.sold.items()
+    ]
+    inside = [priced[rid]["low"] <= sold <= priced[rid]["high"] for rid, sold in monitored.sold.items()]
+    assert accuracy["state"] == "ok"
+    assert accuracy["sold"] == SOLD
+    assert accuracy["rmsle"] == pytest.approx(math.sqrt(sum(errors) / len(errors)))
+    assert accuracy["coverage"] == pytest.approx(sum(inside) / len(inside))
+    assert accuracy["stated_coverage"] == pytest.approx(0.8)
+    assert sum(b["sold"] for b in accuracy["buckets"]) == SOLD
+    assert [(m["model_version"], m["sold"]) for m in accuracy["by_model"]] == [("1", SOLD)]
+    assert accuracy["by_model"][0]["rmsle"] == pytest.approx(accuracy["rmsle"])
+
+    champion = body["champion"]
+    model = monitored.suggestions[0]["model"]
+    assert champion["state"] == "ok"
+    assert (champion["registered_model"], champion["version"]) == ("pricewise", "1")
+    assert champion["promoted_by"] == "first"
+    assert champion["run_id"] == model["run_id"]
+    assert champion["since"] is not None
+    assert datetime.fromisoformat(champion["since"]) <= datetime.now(UTC)
+    assert champion["serving"]["version"] == "1"
+    assert body["promotions"]["state"] == "ok"
+    assert body["promotions"]["rows"][0]["action"] == "first"
+    assert body["promotions"]["rows"][0]["champion_after"] == "1"
+    assert "challenger_rmsle" in body["promotions"]["rows"][0]["metrics"]
+
+    drift = body["drift"]
+    assert drift["state"] == "ok"
+    runs = {run["run_id"]: run for run in drift["runs"]}
+    assert [run["run_id"] for run in drift["runs"]] == [
+        monitored.drift_run,
+        monitored.gone_run,
+        monitored.ok_run,
+        monitored.outside_run,
+    ], "newest first"
+    flagged = runs[monitored.drift_run]
+    assert flagged["status"] == "drift"
+    assert flagged["drift_share"] == pytest.approx(0.4)
+    assert flagged["drifted_columns"] == ["brand_name", "category_name"]
+    assert flagged["prediction_drift"] is True
+    assert flagged["report_url"] == f"/monitoring/reports/{monitored.drift_run}"
+    assert runs[monitored.ok_run]["report_url"] == f"/monitoring/reports/{monitored.ok_run}"
+    assert runs[monitored.gone_run]["report_url"] is None
+    assert runs[monitored.outside_run]["report_url"] is None
+
+
+def test_reports_are_served_only_for_recorded_runs_with_their_file(monitored: Monitored) -> None:
+    with monitored.server.client() as client:
+        report = client.get(f"/monitoring/reports/{monitored.drift_run}")
+        unknown = client.get("/monitoring/reports/no-such-run")
+        gone = client.get(f"/monitoring/reports/{monitored.gone_run}")
+        outside = client.get(f"/monitoring/reports/{monitored.outside_run}")
+        traversal = client.get("/monitoring/reports/..%2F..%2Fetc%2Fpasswd")
+        schema = client.get("/openapi.json").json()
+    assert report.status_code == 200
+    assert report.headers["content-type"].startswith("text/html")
+    assert report.text == monitored.report_text
+    assert unknown.status_code == 404
+    assert unknown.json()["detail"] == "no monitoring run no-such-run"
+    assert gone.status_code == 404
+    assert "missing" in gone.json()["detail"]
+    assert outside.status_code == 404
+    assert "not a report of ours" not in outside.text
+    assert traversal.status_code == 404
+    operation = schema["paths"]["/v1/monitoring"]["get"]
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/MonitoringOverview"
+    }
+    assert "/monitoring/reports/{run_id}" in schema["paths"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by playwright (installed by .ci/install-system-deps.sh)."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is missing in CI: run .ci/install-system-deps.sh")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+PAINTED_PIXELS = """(id) => {
+  const canvas = document.getElementById(id);
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let painted = 0;
+  for (let i = 3; i < data.length; i += 4) if (data[i] > 0) painted++;
+  return painted;
+}"""
+
+
+def test_page_draws_charts_with_the_local_chart_library_and_lists_champion_and_runs(
+    monitored: Monitored, browser: Any
+) -> None:
+    base = monitored.server.base_url
+    page = browser.new_page()
+    requested: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(base + "/")
+    page.click("#nav-monitoring")
+    page.wait_for_url(base + "/monitoring")
+    page.wait_for_selector("body[data-charts='done']", timeout=15_000)
+
+    assert page.title() == "pricewise: monitoring"
+    assert page.evaluate("window.Chart.version").startswith("4.")
+    assert f"{base}/static/vendor/chart-4.6.1.umd.min.js" in requested
+    for chart in ("traffic-chart", "accuracy-chart"):
+        assert page.get_attribute(f"#{chart}", "data-drawn") == "true"
+        assert page.evaluate(PAINTED_PIXELS, chart) > 1000, f"{chart} has nothing drawn"
+    with monitored.server.client() as client:
+        overview = client.get("/v1/monitoring").json()
+    labels = page.evaluate("window.Chart.getChart('traffic-chart').data.labels.length")
+    assert labels == len(overview["traffic"]["buckets"])
+    plotted = page.evaluate("window.Chart.getChart('accuracy-chart').data.datasets[0].data")
+    assert plotted == pytest.approx([b["rmsle"] for b in overview["accuracy"]["buckets"]])
+
+    assert page.inner_text("#champion-model") == "pricewise v1"
+    assert page.inner_text("#champion-run") == monitored.suggestions[0]["model"]["run_id"]
+    assert page.inner_text("#traffic-total") == str(len(monitored.suggestions) + 3)
+    assert page.inner_text("#accuracy-sold") == str(SOLD)
+    assert page.inner_text("#accuracy-rmsle") == f"{overview['accuracy']['rmsle']:.3f}"
+    drift_row = page.locator(f"#drift-runs tr[data-run-id='{monitored.drift_run}']")
+    assert drift_row.locator(".badge").inner_text() == "drift"
+    assert "brand_name, category_name" in drift_row.inner_text()
+    assert page.locator("#drift-runs tbody tr").count() == 4
+    history = page.locator("#promotion-history tbody tr").all_inner_texts()
+    assert len(history) == 1
+    assert "first" in history[0]
+    assert page.locator("#chart-error").is_hidden()
+
+    page.goto(base + drift_row.locator("a.report-link").get_attribute("href"))
+    assert page.inner_text("h1") == "Data drift report"
+    page.go_back()
+    page.click("#nav-seller")
+    page.wait_for_url(base + "/")
+    page.close()
+    assert errors == []
+    assert all(url.startswith(base + "/") for url in requested), "nothing may load from another host"
+
+
+def test_empty_locked_and_missing_warehouse_still_answer_and_serving_goes_on(
+    serving_workspace: Workspace, tmp_path: Path, browser: Any
+) -> None:
+    ws = own_workspace(serving_workspace, tmp_path / "ws")
+    server = serve(ws, tmp_path)
+    try:
+        with server.client() as client:
+            empty = client.get("/v1/monitoring")
+            empty_page = client.get("/monitoring")
+        assert empty.status_code == 200, empty.text
+        body = empty.json()
+        assert body["drift"] == {"state": "empty", "message": body["drift"]["message"], "runs": []}
+        assert "no monitoring runs yet" in body["drift"]["message"]
+        assert body["traffic"]["state"] == "empty"
+        assert body["traffic"]["buckets"] == []
+        assert body["accuracy"]["state"] == "empty"
+        assert body["champion"]["state"] == "ok"
+        assert empty_page.status_code == 200
+        for message in ("no monitoring runs yet", "no suggestions logged yet", "no sold prices reported yet"):
+            assert message in empty_page.text
+
+        page = browser.new_page()
+        page.goto(server.base_url + "/monitoring")
+        page.wait_for_selector("body[data-charts='done']", timeout=15_000)
+        assert page.locator("canvas").count() == 0
+        assert page.inner_text("#drift-state").startswith("no monitoring runs yet")
+        assert page.locator("#chart-error").is_hidden()
+        page.close()
+
+        with warehouse.connect(ws.settings) as writer, server.client() as client:  # holds the write lock
+            writer.execute("SELECT count(*) FROM promotions").fetchone()
+            locked = client.get("/v1/monitoring")
+            locked_page = client.get("/monitoring")
+            locked_report = client.get("/monitoring/reports/any-run")
+            suggestion = client.post(
+                "/v1/suggestions",
+                json={"name": "Nike Air Max 90 size 10", "item_condition_id": 2, "shipping": 1},
+            )
+        assert locked.status_code == 200, locked.text
+        sections = locked.json()
+        for name in ("drift", "promotions", "champion"):
+            assert sections[name]["state"] == "busy", sections[name]
+            assert "busy" in sections[name]["message"]
+        assert sections["champion"]["serving"]["version"] == "1"
+        assert locked_page.status_code == 200
+        assert "the warehouse is busy" in locked_page.text
+        assert locked_report.status_code == 503
+        assert suggestion.status_code == 200, suggestion.text
+
+        moved = ws.settings.warehouse.with_suffix(".away")
+        ws.settings.warehouse.rename(moved)
+        try:
+            with server.client() as client:
+                missing = client.get("/v1/monitoring")
+                missing_page = client.get("/monitoring")
+                missing_report = client.get("/monitoring/reports/any-run")
+        finally:
+            moved.rename(ws.settings.warehouse)
+        assert missing.status_code == 200
+        assert missing.json()["drift"]["state"] == "missing"
+        assert missing.json()["promotions"]["state"] == "missing"
+        assert missing_page.status_code == 200
+        assert "no warehouse at" in missing_page.text
+        assert missing_report.status_code == 404
+        assert "monitoring section" not in server.logs(), "no section failed, they reported their state"
+        assert "unhandled error" not in server.logs()
+    finally:
+        server.stop()
