@@ -3,7 +3,9 @@
 Single-listing latency p50/p99 and throughput at several concurrencies for our API and `mlflow models serve`
 of the same registered model, plus comparables p99 against a full-size reference set, printed and as JSON.
 Both servers run as separate processes on loopback; the load comes from a third process (asyncio + httpx), so
-the client never shares an interpreter with a server. Example:
+the client never shares an interpreter with a server. The model alone is timed in this process too: one
+listing per call (what each request pays) and a batch of `--batch-rows` (what `pricewise predict` pays per
+chunk). Example:
 
     PRICEWISE_DATA_DIR=/tmp/serve-dev python benchmarks/bench_serving.py --out /tmp/bench/serving.json
 """
@@ -33,6 +35,7 @@ from pricewise.registry import load_suggester
 from pricewise.serving.comparables import ComparablesIndex
 from pricewise.serving.schemas import EXAMPLE_LISTING
 from pricewise.settings import Settings
+from pricewise.suggester import PriceSuggester
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -160,20 +163,55 @@ def bench_servers(
     return results
 
 
-def bench_comparables(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+def champion(env: dict[str, str]) -> PriceSuggester:
     os.environ.update(env)
-    settings = Settings()
-    tracking.configure(settings)
-    suggester = load_suggester("models:/pricewise@champion")
-    reference_path = Path(tempfile.gettempdir()) / "pricewise-bench" / f"train_{args.reference_rows}.parquet"
-    if not reference_path.exists():
-        reference_path.parent.mkdir(parents=True, exist_ok=True)
+    tracking.configure(Settings())
+    return load_suggester("models:/pricewise@champion")
+
+
+def scaled_rows(rows: int) -> pd.DataFrame:
+    path = Path(tempfile.gettempdir()) / "pricewise-bench" / f"train_{rows}.parquet"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, str(REPO / "benchmarks" / "make_scaled_data.py"), "--rows", str(args.reference_rows),
-             "--out", str(reference_path)],
+            [sys.executable, str(REPO / "benchmarks" / "make_scaled_data.py"), "--rows", str(rows), "--out", str(path)],
             check=True,
         )  # fmt: skip
-    frame = pd.read_parquet(reference_path)
+    return pd.read_parquet(path)
+
+
+def bench_model(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+    suggester = champion(env)
+    one = pd.DataFrame([LISTING])
+    for _ in range(50):  # warm-up: lazy lookup tables, allocator
+        suggester.suggest(one)
+    latencies = []
+    for _ in range(args.model_calls):
+        t0 = time.perf_counter()
+        suggester.suggest(one)
+        latencies.append(time.perf_counter() - t0)
+    ms = np.asarray(latencies) * 1000
+    batch = scaled_rows(args.batch_rows).drop(columns=["train_id", "price"], errors="ignore")
+    seconds = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        suggester.suggest(batch)
+        seconds.append(time.perf_counter() - t0)
+    figures = {
+        "single_calls": len(latencies),
+        "single_p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "single_p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "batch_rows": len(batch),
+        "batch_best_s": round(min(seconds), 2),
+        "batch_rows_per_s": round(len(batch) / min(seconds)),
+    }
+    print(f"model     {figures}", flush=True)
+    return figures
+
+
+def bench_comparables(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+    suggester = champion(env)
+    frame = scaled_rows(args.reference_rows)
     started = time.perf_counter()
     index = ComparablesIndex.from_frame(suggester.model.builder_, frame, frame["price"].to_numpy())
     build_seconds = time.perf_counter() - started
@@ -205,6 +243,9 @@ def main() -> None:
     parser.add_argument("--reference-rows", type=int, default=FULL_ROWS)
     parser.add_argument("--queries", type=int, default=300, help="Comparables queries.")
     parser.add_argument("--skip-comparables", action="store_true")
+    parser.add_argument("--skip-servers", action="store_true", help="Time the model and comparables only.")
+    parser.add_argument("--model-calls", type=int, default=2000, help="Single-listing model calls timed.")
+    parser.add_argument("--batch-rows", type=int, default=50_000, help="Rows of the timed batch model call.")
     parser.add_argument("--out", type=Path, default=None, help="Also write the figures as JSON here.")
     args = parser.parse_args()
     # `mlflow models serve` execs `uvicorn` from PATH: put this virtualenv's bin first.
@@ -215,12 +256,16 @@ def main() -> None:
     }
     env.pop("PRICEWISE_ADMIN_TOKEN", None)
     env["MLFLOW_TRACKING_URI"] = Settings().tracking_uri
-    with ProcessPoolExecutor(1) as client:
-        results: dict[str, Any] = {"servers": bench_servers(args, env, client), "workers": args.workers}
-    ours, theirs = results["servers"]["pricewise"], results["servers"]["mlflow"]
-    results["throughput_ratio"] = {
-        c: round(ours[c]["throughput_rps"] / max(theirs[c]["throughput_rps"], 1e-9), 2) for c in ours
-    }
+    results: dict[str, Any] = {"load_average": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()}
+    if not args.skip_servers:
+        with ProcessPoolExecutor(1) as client:
+            results["servers"] = bench_servers(args, env, client)
+        results["workers"] = args.workers
+        ours, theirs = results["servers"]["pricewise"], results["servers"]["mlflow"]
+        results["throughput_ratio"] = {
+            c: round(ours[c]["throughput_rps"] / max(theirs[c]["throughput_rps"], 1e-9), 2) for c in ours
+        }
+    results["model"] = bench_model(args, env)
     if not args.skip_comparables:
         results["comparables"] = bench_comparables(args, env)
     results["goals"] = GOALS

@@ -6,6 +6,7 @@ item_description) and returns price, low and high, so no preprocessing can diffe
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -15,16 +16,18 @@ from mlflow.pyfunc.model import PythonModel
 from mlflow.types.schema import ColSpec, Schema
 
 from pricewise.dataset import FEATURE_COLUMNS
+from pricewise.features.text import Listings, text_values
 
 MIN_PRICE = 1.0
 TEXT_COLUMNS = ("name", "brand_name", "category_name", "item_description")
 OPTIONAL_COLUMNS = ("brand_name", "category_name", "item_description")
+CODE_COLUMNS = ("item_condition_id", "shipping")
 
 
 class LogPriceModel(Protocol):
-    """Anything that maps a frame of raw listing fields to log1p(price)."""
+    """Anything that maps raw listing fields (a frame, or columns by name) to log1p(price)."""
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray: ...
+    def predict(self, frame: Listings) -> np.ndarray: ...
 
 
 class PriceRanges(Protocol):
@@ -48,16 +51,69 @@ def clean_input(frame: pd.DataFrame) -> pd.DataFrame:
     Raises:
         ValueError: Required columns are missing (all of them are named).
     """
-    missing = [c for c in FEATURE_COLUMNS if c not in frame.columns and c not in OPTIONAL_COLUMNS]
+    return pd.DataFrame(_clean_frame_columns(frame))
+
+
+def _clean_frame_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    _require(set(frame.columns))
+    columns = {column: frame[column] for column in FEATURE_COLUMNS if column in frame.columns}
+    return _clean_columns(columns, len(frame))
+
+
+def clean_records(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """``clean_input(pd.DataFrame(records))``, without building the raw frame.
+
+    Args:
+        records: One mapping of raw listing fields per listing; a key absent from a record is a missing value.
+
+    Returns:
+        The same frame as clean_input.
+
+    Raises:
+        ValueError: Required columns are absent from every record (all of them are named).
+    """
+    return pd.DataFrame(_clean_record_columns(records))
+
+
+def _clean_record_columns(records: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    present = {key for record in records for key in record}
+    _require(present)
+    columns = {
+        column: [record.get(column) for record in records] for column in FEATURE_COLUMNS if column in present
+    }
+    return _clean_columns(columns, len(records))
+
+
+def _require(present: set[Any]) -> None:
+    missing = [c for c in FEATURE_COLUMNS if c not in present and c not in OPTIONAL_COLUMNS]
     if missing:
         raise ValueError(f"missing column(s): {', '.join(missing)}")
-    out = pd.DataFrame(index=range(len(frame)))
-    for column in TEXT_COLUMNS:
-        values = frame[column] if column in frame.columns else pd.Series([""] * len(frame))
-        out[column] = values.fillna("").astype(str).to_numpy()
-    for column in ("item_condition_id", "shipping"):
-        out[column] = pd.to_numeric(frame[column], errors="coerce").fillna(0).astype("int64").to_numpy()
-    return out[list(FEATURE_COLUMNS)]
+
+
+def _clean_columns(columns: Mapping[str, pd.Series | list[Any]], n_rows: int) -> dict[str, np.ndarray]:
+    clean: dict[str, np.ndarray] = {}
+    for column in FEATURE_COLUMNS:
+        if column in CODE_COLUMNS:
+            clean[column] = _codes(columns[column])  # required: present, see _require
+        elif column in columns:
+            clean[column] = np.array(text_values(columns[column]), dtype=object)
+        else:
+            clean[column] = np.full(n_rows, "", dtype=object)
+    return clean
+
+
+def _codes(values: pd.Series | list[Any]) -> np.ndarray:
+    """Integer codes as int64, 0 when missing or not a number."""
+    if isinstance(values, pd.Series):
+        if values.dtype == np.int64:
+            return np.asarray(values.to_numpy(), dtype=np.int64)
+    elif all(type(value) is int for value in values):
+        return np.array(values, dtype=np.int64)
+    else:
+        values = pd.Series(values)
+    return np.asarray(
+        pd.to_numeric(values, errors="coerce").fillna(0).astype("int64").to_numpy(), dtype=np.int64
+    )
 
 
 class PriceSuggester(PythonModel):
@@ -68,19 +124,34 @@ class PriceSuggester(PythonModel):
         self.ranges = ranges
         self.kind = kind
 
-    def suggest(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Price, low and high for each listing (same order as the input)."""
-        clean = clean_input(frame)
+    def _prices(self, clean: Listings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # The model gets the cleaned columns, not a frame of them: for one listing, building and reading back a
+        # DataFrame costs more than computing its features.
         log_price = np.asarray(self.model.predict(clean), dtype=float)
         low, high = self.ranges.interval(log_price)
         price = np.maximum(np.expm1(log_price), MIN_PRICE)
-        return pd.DataFrame(
-            {
-                "price": np.round(price, 2),
-                "low": np.round(np.minimum(np.maximum(low, MIN_PRICE), price), 2),
-                "high": np.round(np.maximum(high, price), 2),
-            }
+        return (
+            np.round(price, 2),
+            np.round(np.minimum(np.maximum(low, MIN_PRICE), price), 2),
+            np.round(np.maximum(high, price), 2),
         )
+
+    def suggest(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Price, low and high for each listing (same order as the input)."""
+        price, low, high = self._prices(_clean_frame_columns(frame))
+        return pd.DataFrame({"price": price, "low": low, "high": high})
+
+    def suggest_records(self, records: Sequence[Mapping[str, Any]]) -> list[tuple[float, float, float]]:
+        """The suggestions of ``suggest(pd.DataFrame(records))`` as (price, low, high) tuples, without the frames.
+
+        Args:
+            records: One mapping of raw listing fields per listing (see clean_records).
+
+        Returns:
+            (price, low, high) per record, in order.
+        """
+        price, low, high = self._prices(_clean_record_columns(records))
+        return list(zip(price.tolist(), low.tolist(), high.tolist(), strict=True))
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None

@@ -55,3 +55,19 @@ def test_rejects_bad_input() -> None:
         RulesBaseline(min_group_size=0)
     with pytest.raises(ValueError, match="equal length"):
         RulesBaseline().fit(TRAIN, LOG_PRICE[:-1])
+
+
+def test_columns_by_name_get_the_prices_of_the_frame() -> None:
+    frame = pd.DataFrame(
+        {
+            "name": ["a", "b", "c", "d"],
+            "brand_name": ["Nike", None, "Nike", "Apple"],
+            "category_name": ["Men/Shoes", "Men/Shoes", None, "Women/Tops"],
+            "item_condition_id": [1, 2, 3, 1],
+            "shipping": [0, 1, 0, 1],
+            "item_description": ["", None, "x", "y"],
+        }
+    )
+    model = RulesBaseline(min_group_size=1).fit(frame, np.log1p([10.0, 20.0, 30.0, 40.0]))
+    columns = {column: frame[column].tolist() for column in frame.columns}
+    np.testing.assert_array_equal(model.predict(columns), model.predict(frame))

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from pricewise.features import FeatureParams
 from pricewise.models import SparseMLPParams, SparseMLPRegressor, SparseTextEnsemble, SparseTextEnsembleParams
+from pricewise.models.sparse_mlp import NUMPY_MAX_ROWS
 
 BRANDS = ["Nike", "Apple", "Coach", None]
 ITEMS = ["shoes", "phone case", "handbag", "t-shirt", "necklace"]
@@ -122,3 +123,46 @@ def test_mlp_keeps_best_epoch_on_validation_data() -> None:
     assert len(model.valid_rmse_) == 4
     best = np.sqrt(np.mean((model.predict(features[300:]) - target[300:]) ** 2))
     assert best == pytest.approx(min(model.valid_rmse_), rel=1e-6)
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["tfidf-input", "binary-input"])
+def test_small_batches_match_the_torch_forward_pass(binary: bool) -> None:
+    features = sp.random(200, 60, density=0.1, format="csr", dtype=np.float32, random_state=2)
+    target = np.asarray(features @ np.random.default_rng(1).normal(size=60)).ravel()
+    params = SparseMLPParams(hidden=16, hidden2=8, epochs=2, binary_input=binary)
+    model = SparseMLPRegressor(params, seed=0).fit(features, target)
+    through_torch = model.predict(features)  # larger than NUMPY_MAX_ROWS: one torch forward pass
+    assert features.shape[0] > NUMPY_MAX_ROWS
+    for start in range(0, 48, NUMPY_MAX_ROWS):
+        block = model.predict(features[start : start + NUMPY_MAX_ROWS])
+        np.testing.assert_allclose(block, through_torch[start : start + NUMPY_MAX_ROWS], rtol=1e-6, atol=1e-6)
+    for row in range(5):
+        np.testing.assert_allclose(
+            model.predict(features[row]), through_torch[row : row + 1], rtol=1e-6, atol=1e-6
+        )
+    assert model.predict(features[:0]).shape == (0,)
+
+
+def test_a_single_listing_gets_the_price_of_its_row_in_a_batch(fitted: SparseTextEnsemble) -> None:
+    test, _ = listings(60, seed=9)
+    batch = fitted.predict(test)
+    singles = np.concatenate([fitted.predict(test.iloc[[row]]) for row in range(len(test))])
+    np.testing.assert_allclose(singles, batch, rtol=1e-6, atol=1e-6)
+
+
+def test_blend_is_the_weighted_sum_of_component_predictions(fitted: SparseTextEnsemble) -> None:
+    test, _ = listings(30, seed=10)
+    components = fitted.predict_components(test)
+    blended = sum(components[name] * weight for name, weight in fitted.component_weights.items())
+    np.testing.assert_allclose(fitted.predict(test), blended, rtol=1e-9, atol=1e-9)
+    some_zero = pickle.loads(pickle.dumps(fitted))
+    some_zero.weights_ = np.array([0.0, 0.6, 0.4, 0.0])
+    expected = 0.6 * components["mlp_0"] + 0.4 * components["mlp_binary_0"]
+    np.testing.assert_allclose(some_zero.predict(test), expected, rtol=1e-9, atol=1e-9)
+
+
+def test_ridge_component_predicts_what_sklearn_predicts(fitted: SparseTextEnsemble) -> None:
+    test, _ = listings(30, seed=11)
+    ridge = fitted.components_["ridge"]
+    expected = ridge.predict(fitted.builder_.transform(test))
+    np.testing.assert_array_equal(fitted.predict_components(test)["ridge"], expected)

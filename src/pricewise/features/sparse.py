@@ -1,17 +1,25 @@
-"""Normalised listing fields in, one sparse float32 CSR matrix out (hashed TF-IDF n-grams + one-hot codes)."""
+"""Normalised listing fields in, one sparse float32 CSR matrix out (hashed TF-IDF n-grams + one-hot codes).
+
+A model scores one listing per request as well as 50,000-row chunks, so the transform works on plain lists and
+index arrays: a binary search replaces column-indexing the 4M-bucket hash space, and a dict replaces the
+encoder's per-call validation. The fitted state (kept buckets, IDF, encoder) is what gets pickled; the lookup
+tables derived from it are rebuilt on first use.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
-from sklearn.preprocessing import OneHotEncoder, normalize
+from sklearn.preprocessing import OneHotEncoder
+from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
-from pricewise.features.text import normalize_listings
+from pricewise.features.text import ListingFields, Listings, listing_fields
 
 # Hash space before pruning: 4M buckets keeps collisions rare even for the full data's bigram vocabulary,
 # and pruning to the most frequent columns bounds the model size without ever holding a vocabulary dict.
@@ -61,19 +69,37 @@ class HashedTfidf:
         self.min_df = min_df
         self.columns_: np.ndarray = np.empty(0, dtype=np.int64)
         self.idf_: np.ndarray = np.empty(0, dtype=np.float32)
+        self._hasher_cache: HashingVectorizer | None = None
 
-    def _hasher(self) -> HashingVectorizer:
-        return HashingVectorizer(
-            n_features=_HASH_BUCKETS,
-            ngram_range=(1, self.ngram_max),
-            token_pattern=_WORD_PATTERN,
-            lowercase=False,
-            alternate_sign=False,
-            norm=None,
-            dtype=np.float32,
-        )
+    def __getstate__(self) -> dict[str, Any]:
+        """The fitted state, without the hasher (rebuilt on first use)."""
+        return {key: value for key, value in self.__dict__.items() if key != "_hasher_cache"}
 
-    def fit(self, documents: pd.Series) -> Self:
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore the fitted state (also from pickles made before the hasher was cached)."""
+        self.__dict__.update(state)
+        self._hasher_cache = None
+
+    def hasher(self) -> HashingVectorizer:
+        """The n-gram hasher (stateless, so one instance serves every call and thread)."""
+        if self._hasher_cache is None:
+            self._hasher_cache = HashingVectorizer(
+                n_features=_HASH_BUCKETS,
+                ngram_range=(1, self.ngram_max),
+                token_pattern=_WORD_PATTERN,
+                lowercase=False,
+                alternate_sign=False,
+                norm=None,
+                dtype=np.float32,
+            )
+        return self._hasher_cache
+
+    def analyzer(self) -> Callable[[str], list[str]]:
+        """The function that turns one document into its n-grams, exactly as they are hashed."""
+        analyze: Callable[[str], list[str]] = self.hasher().build_analyzer()
+        return analyze
+
+    def fit(self, documents: Iterable[str]) -> Self:
         """Choose the kept columns and their IDF weights from training documents.
 
         Args:
@@ -82,7 +108,7 @@ class HashedTfidf:
         Returns:
             self.
         """
-        counts = sp.csr_matrix(self._hasher().transform(documents))
+        counts = sp.csr_matrix(self.hasher().transform(documents))
         doc_freq = np.bincount(counts.indices, minlength=_HASH_BUCKETS)
         candidates = np.flatnonzero(doc_freq >= self.min_df)
         # Stable sort on -df so ties resolve by bucket index: the kept set is a pure function of the data.
@@ -92,18 +118,94 @@ class HashedTfidf:
         self.idf_ = (np.log((1.0 + n_docs) / (1.0 + doc_freq[self.columns_])) + 1.0).astype(np.float32)
         return self
 
-    def transform(self, documents: pd.Series) -> sp.csr_matrix:
+    def columns_of(self, buckets: np.ndarray) -> np.ndarray:
+        """Column of each hash bucket in the fitted block, -1 for a bucket that was pruned."""
+        buckets = np.asarray(buckets, dtype=np.int64)
+        if self.columns_.size == 0:
+            return np.full(buckets.size, -1, dtype=np.int64)
+        positions = np.minimum(np.searchsorted(self.columns_, buckets), self.columns_.size - 1)
+        return np.where(self.columns_[positions] == buckets, positions, -1)
+
+    def transform(self, documents: Iterable[str]) -> sp.csr_matrix:
         """Hash, keep the fitted columns, weight by IDF and L2-normalise each row.
 
         Args:
             documents: Normalised strings.
 
         Returns:
-            CSR float32 matrix of shape (len(documents), number of kept columns).
+            CSR float32 matrix of shape (len(documents), number of kept columns), column indices sorted.
         """
-        counts = sp.csr_matrix(self._hasher().transform(documents))[:, self.columns_]
-        weighted = sp.csr_matrix(counts.multiply(self.idf_[np.newaxis, :]), dtype=np.float32)
-        return sp.csr_matrix(normalize(weighted, norm="l2", copy=False), dtype=np.float32)
+        documents = documents if isinstance(documents, list) else list(documents)
+        if not documents:
+            return sp.csr_matrix((0, self.columns_.size), dtype=np.float32)
+        counts = self.hasher().transform(documents)  # CSR, indices sorted and summed per row
+        # A binary search in the sorted kept buckets instead of column-indexing the 4M-wide count matrix, which
+        # allocates and scans the whole bucket range on every call. Bucket order is column order, so each row
+        # stays sorted.
+        columns = self.columns_of(counts.indices)
+        kept = columns >= 0
+        kept_before = np.concatenate(([0], np.cumsum(kept)))
+        columns = columns[kept]
+        matrix = sp.csr_matrix(
+            (
+                (counts.data[kept] * self.idf_[columns]).astype(np.float32, copy=False),
+                columns.astype(np.int32),
+                kept_before[counts.indptr].astype(np.int32),
+            ),
+            shape=(counts.shape[0], self.columns_.size),
+        )
+        inplace_csr_row_normalize_l2(matrix)
+        return matrix
+
+
+class _OneHotLookup:
+    """The fitted encoder as one dict per column: value -> output column, and the column unseen values get."""
+
+    def __init__(self, encoder: OneHotEncoder) -> None:
+        categories: list[np.ndarray] = list(encoder.categories_)
+        infrequent: list[np.ndarray | None] = list(
+            getattr(encoder, "infrequent_categories_", [None] * len(categories))
+        )
+        self.n_columns = len(encoder.get_feature_names_out())
+        # Every known value through the encoder itself, so frequent/infrequent grouping comes from sklearn.
+        n_rows = max(len(values) for values in categories)
+        probe = pd.DataFrame(
+            {
+                column: [values[min(row, len(values) - 1)] for row in range(n_rows)]
+                for column, values in zip(_CATEGORICAL_COLUMNS, categories, strict=True)
+            }
+        )
+        encoded = sp.csr_matrix(encoder.transform(probe))
+        if not np.all(np.diff(encoded.indptr) == len(categories)):
+            raise ValueError("expected exactly one output column per categorical column and value")
+        codes = encoded.indices.reshape(n_rows, len(categories))
+        self.maps: list[dict[str, int]] = []
+        self.unseen: list[int] = []
+        for index, values in enumerate(categories):
+            mapping = {str(value): int(codes[row, index]) for row, value in enumerate(values)}
+            self.maps.append(mapping)
+            rare = infrequent[index]
+            self.unseen.append(mapping[str(rare[0])] if rare is not None and len(rare) else -1)
+
+    def transform(self, columns: list[list[str]]) -> sp.csr_matrix:
+        """One row per listing, one 1.0 per categorical column whose value (or "infrequent") has a column."""
+        n_rows = len(columns[0]) if columns else 0
+        codes = np.array(
+            [
+                [mapping.get(value, unseen) for value in values]
+                for mapping, unseen, values in zip(self.maps, self.unseen, columns, strict=True)
+            ],
+            dtype=np.int64,
+        ).reshape(len(columns), n_rows)
+        # Row-major over (row, column): each row's entries come out in column-block order, i.e. sorted.
+        codes = codes.T
+        kept = codes >= 0
+        indptr = np.concatenate(([0], np.cumsum(kept.sum(axis=1))))
+        indices = codes[kept]
+        return sp.csr_matrix(
+            (np.ones(indices.size, dtype=np.float32), indices.astype(np.int32), indptr.astype(np.int32)),
+            shape=(n_rows, self.n_columns),
+        )
 
 
 class SparseFeatureBuilder:
@@ -125,15 +227,37 @@ class SparseFeatureBuilder:
             min_frequency=self.params.min_category_count if self.params.min_category_count > 1 else None,
             dtype=np.float32,
         )
+        self._one_hot_cache: _OneHotLookup | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fitted state, without the one-hot lookup (rebuilt on first use)."""
+        return {key: value for key, value in self.__dict__.items() if key != "_one_hot_cache"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore the fitted state (also from pickles made before the lookup was cached)."""
+        self.__dict__.update(state)
+        self._one_hot_cache = None
 
     @staticmethod
-    def _documents(fields: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-        """Build the two text documents per listing: short (name + brand) and long (everything)."""
-        name = fields["name"] + " " + fields["brand"]
-        text = (
-            name + " " + fields["category"].str.replace("/", " ", regex=False) + " " + fields["description"]
-        )
+    def documents(fields: ListingFields) -> tuple[list[str], list[str]]:
+        """Build the two text documents per listing: short (name + brand) and long (everything).
+
+        Args:
+            fields: Normalised listing fields (``pricewise.features.text.listing_fields``).
+
+        Returns:
+            (name documents, full-text documents), one string per listing each.
+        """
+        name = [f"{title} {brand}" for title, brand in zip(fields.name, fields.brand, strict=True)]
+        text = [
+            f"{short} {category.replace('/', ' ')} {description}"
+            for short, category, description in zip(name, fields.category, fields.description, strict=True)
+        ]
         return name, text
+
+    @staticmethod
+    def _categorical(fields: ListingFields) -> list[list[str]]:
+        return [getattr(fields, column) for column in _CATEGORICAL_COLUMNS]
 
     def fit(self, frame: pd.DataFrame) -> Self:
         """Learn the vocabulary, IDF weights and category codes from training listings.
@@ -144,30 +268,45 @@ class SparseFeatureBuilder:
         Returns:
             self.
         """
-        fields = normalize_listings(frame)
-        name, text = self._documents(fields)
+        fields = listing_fields(frame)
+        name, text = self.documents(fields)
         self.name_tfidf_.fit(name)
         self.text_tfidf_.fit(text)
-        self.one_hot_.fit(fields[list(_CATEGORICAL_COLUMNS)])
+        categorical = self._categorical(fields)
+        self.one_hot_.fit(
+            pd.DataFrame(
+                {
+                    column: pd.Series(values, dtype=object)
+                    for column, values in zip(_CATEGORICAL_COLUMNS, categorical, strict=True)
+                }
+            )
+        )
+        self._one_hot_cache = None
         return self
 
-    def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
+    def _one_hot(self) -> _OneHotLookup:
+        if self._one_hot_cache is None:
+            self._one_hot_cache = _OneHotLookup(self.one_hot_)
+        return self._one_hot_cache
+
+    def transform(self, frame: Listings) -> sp.csr_matrix:
         """Turn listings into the design matrix.
 
         Args:
-            frame: Raw listing fields.
+            frame: Raw listing fields (a frame, or columns by name).
 
         Returns:
             CSR float32 matrix with one row per listing.
         """
-        fields = normalize_listings(frame)
-        name, text = self._documents(fields)
+        fields = listing_fields(frame)
+        name, text = self.documents(fields)
         blocks = [
             self.name_tfidf_.transform(name),
             self.text_tfidf_.transform(text),
-            sp.csr_matrix(self.one_hot_.transform(fields[list(_CATEGORICAL_COLUMNS)]), dtype=np.float32),
+            self._one_hot().transform(self._categorical(fields)),
         ]
-        return sp.csr_matrix(sp.hstack(blocks, format="csr"), dtype=np.float32)
+        matrix = sp.hstack(blocks, format="csr")  # CSR blocks: stays float32 csr_matrix, rows sorted
+        return matrix if isinstance(matrix, sp.csr_matrix) else sp.csr_matrix(matrix, dtype=np.float32)
 
     @property
     def n_features(self) -> int:

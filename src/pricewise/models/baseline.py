@@ -7,7 +7,7 @@ from typing import Self
 import numpy as np
 import pandas as pd
 
-from pricewise.features.text import normalize_listings
+from pricewise.features.text import Listings, normalize_listings
 
 # Most specific grouping first; each prediction uses the first level whose group is large enough.
 _LEVELS: tuple[tuple[str, ...], ...] = (
@@ -62,11 +62,11 @@ class RulesBaseline:
             self.tables_.append({_as_key(index): float(value) for index, value in kept.items()})
         return self
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict(self, frame: Listings) -> np.ndarray:
         """Predict log prices.
 
         Args:
-            frame: Raw listing fields.
+            frame: Raw listing fields (a frame, or columns by name).
 
         Returns:
             float64 array of log1p(price), one per row.

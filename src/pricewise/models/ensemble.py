@@ -14,6 +14,7 @@ from scipy.optimize import nnls
 from sklearn.linear_model import Ridge
 
 from pricewise.features.sparse import FeatureParams, SparseFeatureBuilder
+from pricewise.features.text import Listings
 from pricewise.models.sparse_mlp import SparseMLPParams, SparseMLPRegressor
 
 
@@ -161,14 +162,14 @@ class SparseTextEnsemble:
             component.fit(features, target)
 
     def _component_matrix(self, features: sp.csr_matrix) -> np.ndarray:
-        columns = [np.asarray(c.predict(features), dtype=np.float64) for c in self.components_.values()]
+        columns = [_predict_component(c, features) for c in self.components_.values()]
         return np.column_stack(columns)
 
-    def predict_components(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    def predict_components(self, frame: Listings) -> dict[str, np.ndarray]:
         """Predict log prices with every component separately (for diagnostics and benchmarks).
 
         Args:
-            frame: Raw listing fields.
+            frame: Raw listing fields (a frame, or columns by name).
 
         Returns:
             Component name -> float64 array of log1p(price).
@@ -176,11 +177,11 @@ class SparseTextEnsemble:
         matrix = self._component_matrix(self.builder_.transform(frame))
         return {name: matrix[:, index] for index, name in enumerate(self.components_)}
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict(self, frame: Listings) -> np.ndarray:
         """Predict log prices.
 
         Args:
-            frame: Raw listing fields.
+            frame: Raw listing fields (a frame, or columns by name).
 
         Returns:
             float64 array of log1p(price), one per row.
@@ -190,11 +191,28 @@ class SparseTextEnsemble:
         """
         if not self.components_:
             raise RuntimeError("SparseTextEnsemble is not fitted")
-        return np.asarray(
-            self._component_matrix(self.builder_.transform(frame)) @ self.weights_, dtype=np.float64
-        )
+        features = self.builder_.transform(frame)
+        # A component the blend gives no weight would only cost time (its predictions are always finite).
+        used = [
+            (component, weight)
+            for component, weight in zip(self.components_.values(), self.weights_, strict=True)
+            if weight != 0.0
+        ]
+        matrix = np.column_stack([_predict_component(component, features) for component, _ in used])
+        return np.asarray(matrix @ np.array([weight for _, weight in used]), dtype=np.float64)
 
     @property
     def component_weights(self) -> dict[str, float]:
         """Blend weight per component (after fit)."""
         return {name: float(w) for name, w in zip(self.components_, self.weights_, strict=True)}
+
+
+def _predict_component(
+    component: Ridge | SparseMLPRegressor | lgb.LGBMRegressor, features: sp.csr_matrix
+) -> np.ndarray:
+    """One component's predictions as float64."""
+    if isinstance(component, Ridge) and np.ndim(component.coef_) == 1:
+        # Ridge.predict computes exactly this after validating its input, which costs more than the dot product
+        # for a single row; the design matrix comes from the fitted builder, so its shape is right by construction.
+        return np.asarray(features @ component.coef_ + component.intercept_, dtype=np.float64)
+    return np.asarray(component.predict(features), dtype=np.float64)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -65,6 +65,52 @@ class _Network(nn.Module):
         return torch.as_tensor(self.rest(hidden)).squeeze(1)
 
 
+# Batches up to this many rows (a served request, or the few gathered while the previous call ran) run the
+# forward pass in NumPy/SciPy: at that size torch's per-operator overhead and its thread pool (whose workers
+# stall when the cores are busy serving requests) cost far more than the arithmetic. Larger batches use torch.
+NUMPY_MAX_ROWS = 16
+
+
+class _NumpyForward:
+    """The trained network's inference pass on NumPy views of its weights (no copies)."""
+
+    def __init__(self, network: _Network) -> None:
+        self.first = network.first.detach().numpy()
+        self.first_bias = network.first_bias.detach().numpy()
+        # (weight.T, bias) of each Linear layer, None for each ReLU, in order.
+        self.steps: list[tuple[np.ndarray, np.ndarray] | None] = []
+        for layer in network.rest:
+            if isinstance(layer, nn.Linear):
+                self.steps.append((layer.weight.detach().numpy().T, layer.bias.detach().numpy()))
+            elif isinstance(layer, nn.ReLU):
+                self.steps.append(None)
+            else:
+                raise TypeError(f"no NumPy inference for layer {type(layer).__name__}")
+
+    def __call__(self, features: sp.csr_matrix, binary: bool) -> np.ndarray:
+        if binary:
+            features = sp.csr_matrix(
+                (np.ones_like(features.data), features.indices, features.indptr), shape=features.shape
+            )
+        hidden = np.asarray(features @ self.first, dtype=np.float32)
+        hidden += self.first_bias
+        for step in self.steps:
+            if step is None:
+                np.maximum(hidden, 0.0, out=hidden)
+            else:
+                weight, bias = step
+                hidden = hidden @ weight
+                hidden += bias
+        return np.asarray(hidden[:, 0], dtype=np.float64)
+
+
+def _as_float32_csr(features: sp.csr_matrix | np.ndarray) -> sp.csr_matrix:
+    """The features as a float32 CSR matrix, without a copy (or scipy's re-validation) when they are one."""
+    if isinstance(features, sp.csr_matrix) and features.dtype == np.float32:
+        return features
+    return sp.csr_matrix(features, dtype=np.float32)
+
+
 def _to_torch(matrix: sp.csr_matrix, binary: bool) -> torch.Tensor:
     """Convert a CSR block to a torch sparse CSR tensor (values set to 1 for binary input)."""
     values = np.ones_like(matrix.data, dtype=np.float32) if binary else matrix.data.astype(np.float32)
@@ -99,6 +145,16 @@ class SparseMLPRegressor:
         self.network_: _Network | None = None
         self.target_mean_: float = 0.0
         self.valid_rmse_: list[float] = []
+        self._numpy_cache: _NumpyForward | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fitted state, without the NumPy views of the weights (rebuilt on first use)."""
+        return {key: value for key, value in self.__dict__.items() if key != "_numpy_cache"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore the fitted state (also from pickles made before the views were cached)."""
+        self.__dict__.update(state)
+        self._numpy_cache = None
 
     def _batch_size(self, n_rows: int) -> int:
         if self.params.batch_size is not None:
@@ -125,6 +181,7 @@ class SparseMLPRegressor:
         """
         features = sp.csr_matrix(features, dtype=np.float32)
         target = np.asarray(target, dtype=np.float64)
+        self._numpy_cache = None
         generator = torch.Generator().manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         self.target_mean_ = float(target.mean())
@@ -156,6 +213,7 @@ class SparseMLPRegressor:
             network.load_state_dict(best_state)
         network.eval()
         self.network_ = network
+        self._numpy_cache = None
         return self
 
     def predict(self, features: sp.csr_matrix, batch_rows: int = 65_536) -> np.ndarray:
@@ -173,10 +231,14 @@ class SparseMLPRegressor:
         """
         if self.network_ is None:
             raise RuntimeError("SparseMLPRegressor is not fitted")
-        features = sp.csr_matrix(features, dtype=np.float32)
+        features = _as_float32_csr(features)
+        if features.shape[0] <= NUMPY_MAX_ROWS:
+            if self._numpy_cache is None:
+                self._numpy_cache = _NumpyForward(self.network_)
+            return self._numpy_cache(features, self.params.binary_input) + self.target_mean_
         self.network_.eval()
         parts = []
-        with torch.no_grad():
+        with torch.inference_mode():
             for start in range(0, features.shape[0], batch_rows):
                 block = _to_torch(features[start : start + batch_rows], self.params.binary_input)
                 parts.append(self.network_(block).numpy().astype(np.float64))

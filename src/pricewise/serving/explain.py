@@ -18,7 +18,7 @@ from sklearn.feature_extraction import FeatureHasher
 from sklearn.linear_model import Ridge
 
 from pricewise.features.sparse import HashedTfidf, SparseFeatureBuilder
-from pricewise.features.text import normalize_listings
+from pricewise.features.text import listing_fields
 from pricewise.suggester import LogPriceModel, clean_input
 
 NOTE = (
@@ -39,13 +39,9 @@ def _columns_of(tfidf: HashedTfidf, grams: list[str]) -> np.ndarray:
     """Column of each n-gram in the fitted block, -1 when the n-gram's bucket was pruned."""
     if not grams:
         return np.empty(0, dtype=np.int64)
-    hasher = FeatureHasher(n_features=tfidf._hasher().n_features, input_type="string", alternate_sign=False)
-    buckets = sp.csr_matrix(hasher.transform([[g] for g in grams])).indices.astype(np.int64)
-    positions = np.searchsorted(tfidf.columns_, buckets)
-    positions = np.minimum(positions, max(tfidf.columns_.size - 1, 0))
-    found = tfidf.columns_.size > 0
-    hit = found & (tfidf.columns_[positions] == buckets) if found else np.zeros(len(grams), dtype=bool)
-    return np.where(hit, positions, -1)
+    hasher = FeatureHasher(n_features=tfidf.hasher().n_features, input_type="string", alternate_sign=False)
+    buckets = sp.csr_matrix(hasher.transform([[g] for g in grams])).indices
+    return tfidf.columns_of(buckets)
 
 
 ATTRIBUTES = {
@@ -112,15 +108,15 @@ class Explainer:
         contribution = dict(
             zip(row.indices.tolist(), (row.data * self.coef[row.indices]).tolist(), strict=True)
         )
-        fields = normalize_listings(clean)
         # The builder's own documents, so the words hash exactly as they did in training.
-        name_doc, text_doc = (doc.iloc[0] for doc in SparseFeatureBuilder._documents(fields))
+        name_docs, text_docs = SparseFeatureBuilder.documents(listing_fields(clean))
+        name_doc, text_doc = name_docs[0], text_docs[0]
         effects: dict[str, float] = {}
         for tfidf, doc, offset in (
             (self.builder.name_tfidf_, name_doc, 0),
             (self.builder.text_tfidf_, text_doc, self.n_name),
         ):
-            grams = list(dict.fromkeys(tfidf._hasher().build_analyzer()(doc)))
+            grams = list(dict.fromkeys(tfidf.analyzer()(doc)))
             for gram, column in zip(grams, _columns_of(tfidf, grams).tolist(), strict=True):
                 if column >= 0:
                     effects[gram] = effects.get(gram, 0.0) + contribution.pop(offset + column, 0.0)

@@ -136,9 +136,9 @@ def price_listings(items: list[PriceItem]) -> list[Prices]:
     prices: list[Prices] = [(0.0, 0.0, 0.0)] * len(items)
     for positions in by_model.values():
         served = items[positions[0]][0]
-        scored = served.suggester.suggest(pd.DataFrame([items[p][1] for p in positions]))
-        for position, row in zip(positions, scored.itertuples(index=False), strict=True):
-            prices[position] = (float(row.price), float(row.low), float(row.high))
+        scored = served.suggester.suggest_records([items[p][1] for p in positions])
+        for position, row in zip(positions, scored, strict=True):
+            prices[position] = row
     return prices
 
 
@@ -159,24 +159,21 @@ def _price(
     started = time.perf_counter()
     state = request.app.state
     extras = set((include or "").split(",")) - {""}
-    frame = pd.DataFrame([listing.model_dump() for listing in listings])
+    records = [listing.model_dump() for listing in listings]
     if len(listings) == 1:
-        scored = pd.DataFrame(
-            [state.pricer.submit((served, listings[0].model_dump()))], columns=["price", "low", "high"]
-        )
+        scored = [state.pricer.submit((served, records[0]))]
     else:
-        scored = served.suggester.suggest(frame)
+        scored = served.suggester.suggest_records(records)
     info = model_info(served)
     coverage = float(served.suggester.ranges.coverage)
     suggestions = []
-    for index, row in enumerate(scored.itertuples(index=False)):
-        one = frame.iloc[[index]]
+    for index, (price, low, high) in enumerate(scored):
         explanation = comparables = None
         if "explanation" in extras:
             if served.explainer is None:
                 explanation = Explanation(up=[], down=[], note="not available for the rules baseline")
             else:
-                reasons = served.explainer.explain(one)
+                reasons = served.explainer.explain(pd.DataFrame([records[index]]))
                 explanation = Explanation(
                     up=[Reason(feature=f, effect=round(e, 4)) for f, e in reasons.up],
                     down=[Reason(feature=f, effect=round(e, 4)) for f, e in reasons.down],
@@ -184,14 +181,15 @@ def _price(
                 )
         if "comparables" in extras:
             index_ = served.comparables
+            one = pd.DataFrame([records[index]])
             neighbours = index_.nearest(one, config.serve.comparables) if index_ is not None else []
             comparables = [Comparable(**vars(n)) for n in neighbours]
         suggestions.append(
             Suggestion(
                 request_id=uuid.uuid4().hex,
-                price=float(row.price),
-                low=float(row.low),
-                high=float(row.high),
+                price=price,
+                low=low,
+                high=high,
                 coverage=coverage,
                 model=info,
                 explanation=explanation,
@@ -208,11 +206,11 @@ def _price(
                 model_version=served.version,
                 model_run_id=served.run_id,
                 fallback=served.fallback,
-                inputs=listing.model_dump(),
+                inputs=record,
                 outputs=s.model_dump(exclude={"model", "request_id"}),
                 latency_ms=latency_ms,
             )
-            for s, listing in zip(suggestions, listings, strict=True)
+            for s, record in zip(suggestions, records, strict=True)
         ]
     )
     _metrics(request).suggestions.labels(source=served.source).inc(len(suggestions))
