@@ -190,6 +190,18 @@ def prediction_log(settings: Settings) -> PredictionLog:
     return PredictionLog(default_url(settings), synchronous="NORMAL")
 
 
+def latest_sold_prices(log: PredictionLog) -> Any:
+    """A subquery of (request_id, sold_price): the latest sold price fed back for each suggestion."""
+    f = log.feedback
+    latest = (
+        select(func.max(f.c.id).label("feedback_id"))
+        .where(f.c.sold_price.is_not(None))
+        .group_by(f.c.request_id)
+        .subquery()
+    )
+    return select(f.c.request_id, f.c.sold_price).join(latest, latest.c.feedback_id == f.c.id).subquery()
+
+
 def load_predictions(settings: Settings, window: Window) -> pd.DataFrame:
     """Suggestions logged in the window with their inputs, outputs and, where fed back, the latest sold price.
 
@@ -197,14 +209,8 @@ def load_predictions(settings: Settings, window: Window) -> pd.DataFrame:
     small in memory. Rows are read in chunks of 50,000.
     """
     log = prediction_log(settings)
-    p, f = log.predictions, log.feedback
-    latest = (
-        select(func.max(f.c.id).label("feedback_id"))
-        .where(f.c.sold_price.is_not(None))
-        .group_by(f.c.request_id)
-        .subquery()
-    )
-    sold = select(f.c.request_id, f.c.sold_price).join(latest, latest.c.feedback_id == f.c.id).subquery()
+    p = log.predictions
+    sold = latest_sold_prices(log)
     conditions = []
     if window.start is not None:
         conditions.append(p.c.created_at >= window.start)

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from pricewise import ingest, monitor, registry, train, validate, warehouse
 from pricewise.config import Config
@@ -177,17 +177,10 @@ def harvest_feedback(config: Config, settings: Settings) -> tuple[Path, int] | N
         The file (under <data_dir>/feedback) and its row count, or None when there is nothing new.
     """
     log = monitor.prediction_log(settings)
-    p, f = log.predictions, log.feedback
-    latest = (
-        select(func.max(f.c.id).label("feedback_id"))
-        .where(f.c.sold_price.is_not(None))
-        .group_by(f.c.request_id)
-        .subquery()
-    )
-    query = (
-        select(p.c.request_id, p.c.inputs, f.c.sold_price)
-        .join(f, f.c.request_id == p.c.request_id)
-        .join(latest, latest.c.feedback_id == f.c.id)
+    p = log.predictions
+    sold_prices = monitor.latest_sold_prices(log)
+    query = select(p.c.request_id, p.c.inputs, sold_prices.c.sold_price).join(
+        sold_prices, sold_prices.c.request_id == p.c.request_id
     )
     try:
         with log.engine.connect() as connection:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import calendar
 import math
-import os
 import shutil
 from collections import defaultdict
 from collections.abc import Iterator
@@ -21,12 +20,10 @@ from sqlalchemy import select
 from pricewise import warehouse
 from pricewise.settings import Settings
 from tests.conftest import TRAIN_SAMPLE, Workspace
-from tests.serving_conftest import Server, serving_workspace, start_server
+from tests.serving_conftest import Server, browser, serving_workspace, start_server
 
 pytestmark = pytest.mark.integration
-__all__ = ["serving_workspace"]  # fixtures used by name
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+__all__ = ["browser", "serving_workspace"]  # fixtures used by name
 SOLD = 12
 LISTING_FIELDS = ["name", "brand_name", "category_name", "item_condition_id", "shipping", "item_description"]
 
@@ -302,21 +299,6 @@ def test_reports_are_served_only_for_recorded_runs_with_their_file(monitored: Mo
         "$ref": "#/components/schemas/MonitoringOverview"
     }
     assert "/monitoring/reports/{run_id}" in schema["paths"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Debian's Chromium driven by playwright (installed by .ci/install-system-deps.sh)."""
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing in CI: run .ci/install-system-deps.sh")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 PAINTED_PIXELS = """(id) => {

@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from tests.serving_conftest import Server, server, serving_workspace
+from tests.serving_conftest import Server, browser, server, serving_workspace
 
 pytestmark = pytest.mark.integration
-__all__ = ["server", "serving_workspace"]  # fixtures used by name
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Debian's Chromium driven by playwright (installed by .ci/install-system-deps.sh)."""
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing in CI: run .ci/install-system-deps.sh")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+__all__ = ["browser", "server", "serving_workspace"]  # fixtures used by name
 
 
 def test_seller_gets_a_price_with_reasons_and_comparables_and_accepts_it(
