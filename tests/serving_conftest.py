@@ -125,14 +125,19 @@ def start_server(
     raise AssertionError(f"server not ready in 90 s:\n{server.logs()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
-def serving_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+def promoted_workspace(root: Path) -> Workspace:
     """The shared sample ingested, validated, trained (light model) and promoted: champion v1 of `pricewise`."""
-    ws = make_workspace(tmp_path_factory.mktemp("serving"), light_config_text())
+    ws = make_workspace(root, light_config_text())
     for command in ("train", "promote"):
         result = ws.cli(command)
         assert result.exit_code == 0, result.output
     return ws
+
+
+@pytest.fixture(scope="session")
+def serving_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """One promoted workspace shared by the serving tests; tests must not change its registry."""
+    return promoted_workspace(tmp_path_factory.mktemp("serving"))
 
 
 @pytest.fixture(scope="session")

@@ -22,8 +22,8 @@ from typer.testing import CliRunner, Result
 from pricewise import monitor
 from pricewise.cli import app
 from pricewise.settings import Settings
-from tests.conftest import TEST_SAMPLE, Workspace, make_workspace
-from tests.serving_conftest import Server, light_config_text, start_server
+from tests.conftest import TEST_SAMPLE, Workspace
+from tests.serving_conftest import Server, light_config_text, promoted_workspace, start_server
 
 SHIFTED_CATEGORY = "Women"
 SHIFT = 1.4
@@ -51,12 +51,8 @@ def last_json(result: Result) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    """The sample trained (light model) and promoted: champion v1."""
-    ws = make_workspace(tmp_path_factory.mktemp("monitoring"), light_config_text())
-    for command in ("train", "promote"):
-        result = ws.cli(command)
-        assert result.exit_code == 0, result.output
-    return ws
+    """A promoted workspace of this module's own: retraining here adds model versions."""
+    return promoted_workspace(tmp_path_factory.mktemp("monitoring"))
 
 
 @pytest.fixture(scope="module")
