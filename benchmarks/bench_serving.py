@@ -2,8 +2,9 @@
 
 Single-listing latency p50/p99 and throughput at several concurrencies for our API and `mlflow models serve`
 of the same registered model, plus comparables p99 against a full-size reference set, printed and as JSON.
-Both servers run as separate processes on loopback; the load comes from a third process (asyncio + httpx), so
-the client never shares an interpreter with a server. The model alone is timed in this process too: one
+Both servers run as separate processes on loopback; the load comes from a third process (asyncio streams with
+prebuilt keep-alive requests, so the client takes little of the shared CPU), and the client never shares an
+interpreter with a server. The model alone is timed in this process too: one
 listing per call (what each request pays) and a batch of `--batch-rows` (what `pricewise predict` pays per
 chunk). Example:
 
@@ -25,6 +26,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -75,35 +77,78 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+class _Connection:
+    """One keep-alive HTTP/1.1 connection sending a prebuilt request and reading Content-Length responses.
+
+    A general-purpose client (httpx) spends about as much CPU per request as the servers under test, on the
+    same two cores; this one sends bytes and reads a status line, headers and a sized body, so nearly all of
+    the machine goes to the servers. Responses without Content-Length (chunked) count as errors.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> _Connection:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer)
+
+    async def request(self, raw: bytes) -> int:
+        """Send one request and read its whole response; returns the status code."""
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = None
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length is None:
+            raise RuntimeError(f"response without Content-Length: {head[:200]!r}")
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def raw_post(url: str, body: dict[str, Any]) -> tuple[str, int, bytes]:
+    """(host, port, request bytes) of a JSON POST to url."""
+    parsed = urlsplit(url)
+    payload = json.dumps(body).encode()
+    head = (
+        f"POST {parsed.path} HTTP/1.1\r\nHost: {parsed.netloc}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n"
+    )
+    return str(parsed.hostname), int(parsed.port or 80), head.encode() + payload
+
+
 async def _load(url: str, body: dict[str, Any], concurrency: int, total: int) -> dict[str, float]:
+    host, port, raw = raw_post(url, body)
     latencies: list[float] = []
     errors = 0
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(total):
-        queue.put_nowait(i)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+    remaining = total
+    connections = [await _Connection.open(host, port) for _ in range(concurrency)]
+    for _ in range(min(20, total)):  # warm-up: connections, caches, lazy imports
+        await connections[0].request(raw)
 
-        async def user() -> None:
-            nonlocal errors
-            while True:
-                try:
-                    queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                started = time.perf_counter()
-                response = await client.post(url, json=body)
-                elapsed = time.perf_counter() - started
-                if response.status_code == 200:
-                    latencies.append(elapsed)
-                else:
-                    errors += 1
+    async def user(connection: _Connection) -> None:
+        nonlocal errors, remaining
+        while remaining > 0:
+            remaining -= 1
+            started = time.perf_counter()
+            status = await connection.request(raw)
+            elapsed = time.perf_counter() - started
+            if status == 200:
+                latencies.append(elapsed)
+            else:
+                errors += 1
 
-        for _ in range(min(20, total)):  # warm-up: connections, caches, lazy imports
-            await client.post(url, json=body)
-        started = time.perf_counter()
-        await asyncio.gather(*(user() for _ in range(concurrency)))
-        wall = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(user(connection) for connection in connections))
+    wall = time.perf_counter() - started
+    for connection in connections:
+        connection.close()
     ms = np.asarray(latencies) * 1000
     return {
         "requests": float(total),

@@ -176,8 +176,8 @@ class ServeConfig(StrictModel):
     )
     comparables: int = Field(default=5, ge=0, le=50, description="Similar sold listings returned on request.")
     log_synchronous: Literal["FULL", "NORMAL"] = Field(
-        default="FULL",
-        description="SQLite prediction log: FULL survives power loss, NORMAL (WAL) only process crashes.",
+        default="NORMAL",
+        description="SQLite prediction log: NORMAL (WAL) survives a killed server, FULL also a power loss.",
     )
 
 

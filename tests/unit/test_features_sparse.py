@@ -14,7 +14,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.preprocessing import normalize
 
 from pricewise.features import FeatureParams, SparseFeatureBuilder, normalize_listings, normalize_text
-from pricewise.features.sparse import HashedTfidf
+from pricewise.features.sparse import ROW_PATH_MAX_ROWS, HashedTfidf
 
 CATEGORICAL = ["brand", "category", "category_top", "condition", "shipping"]
 WORDS = [
@@ -150,6 +150,11 @@ def test_normalised_fields_match_the_pandas_formulation() -> None:
         pd.testing.assert_frame_equal(normalize_listings(case), reference_fields(case))
     values = pd.Series(["  Hello\tWORLD ", None, np.nan, 4, "İ", "a\u2028b"], index=[5, 4, 3, 2, 1, 0])
     pd.testing.assert_series_equal(normalize_text(values), reference_normalize_text(values))
+    # Few ASCII strings are lower-cased by Python, many (or any non-ASCII) by Arrow: the same strings either way.
+    every_ascii = "".join(chr(code) for code in range(128))
+    for ascii_values in ([every_ascii, every_ascii[::-1], "MiXeD Case 123"], [every_ascii] * 100):
+        series = pd.Series(ascii_values)
+        pd.testing.assert_series_equal(normalize_text(series), reference_normalize_text(series))
 
 
 def test_batch_transform_is_bit_identical_to_the_reference(builder: SparseFeatureBuilder) -> None:
@@ -168,6 +173,23 @@ def test_single_rows_are_bit_identical_to_their_batch_rows(builder: SparseFeatur
         assert_same_matrix(builder.transform(one), reference_transform(builder, one))
 
 
+@pytest.mark.parametrize("n_rows", [1, 2, ROW_PATH_MAX_ROWS, ROW_PATH_MAX_ROWS + 1])
+def test_both_transform_paths_match_the_reference_around_the_switch(
+    builder: SparseFeatureBuilder, n_rows: int
+) -> None:
+    """Up to ROW_PATH_MAX_ROWS listings are built row by row, more as one matrix per block: same bits."""
+    for seed in range(10, 16):
+        frame = raw_listings(n_rows, seed=seed)
+        frame.loc[frame.index[:1], "brand_name"] = "Brand Never Seen"
+        assert_same_matrix(builder.transform(frame), reference_transform(builder, frame))
+    rows = builder.transform_rows(frame)
+    matrix = builder.transform(frame)
+    assert len(rows) == n_rows
+    for row, (columns, values) in enumerate(rows):
+        np.testing.assert_array_equal(columns, matrix[row].indices)
+        np.testing.assert_array_equal(values, matrix[row].data)
+
+
 def test_empty_frame_and_rows_without_known_words(builder: SparseFeatureBuilder) -> None:
     empty = builder.transform(raw_listings(5, seed=4).iloc[:0])
     assert empty.shape == (0, builder.n_features)
@@ -175,6 +197,8 @@ def test_empty_frame_and_rows_without_known_words(builder: SparseFeatureBuilder)
         name="zzz", brand_name=None, item_description=None, category_name=None
     )
     assert_same_matrix(builder.transform(blank), reference_transform(builder, blank))
+    nothing = blank.assign(name="")  # no tokens at all: an all-zero text block, no division by a zero norm
+    assert_same_matrix(builder.transform(nothing), reference_transform(builder, nothing))
 
 
 def _as_pickled_before_caching(obj: object) -> object:

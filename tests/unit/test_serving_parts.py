@@ -137,12 +137,12 @@ def test_body_limit_passes_small_bodies_whole_and_stops_large_ones() -> None:
     assert _run_limit([b"1"], [(b"content-length", b"x")])[0] == 400
 
 
-def test_prediction_log_is_wal_full_and_feedback_needs_a_logged_suggestion(tmp_path: Path) -> None:
+def test_prediction_log_is_wal_normal_and_feedback_needs_a_logged_suggestion(tmp_path: Path) -> None:
     log = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}")
     try:
         with log.engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
         log.record_suggestions(
             [LoggedSuggestion("r1", None, "pricewise", "1", "run", False, LISTING, {"price": 10.0}, 3.5)]
         )
@@ -160,12 +160,12 @@ def test_a_blank_admin_token_turns_admin_off(value: str | None, expected: str | 
     assert admin_token(Settings(admin_token=value)) == expected
 
 
-def test_prediction_log_can_trade_power_loss_safety_for_speed(tmp_path: Path) -> None:
-    log = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}", synchronous="NORMAL")
+def test_prediction_log_can_fsync_every_commit_to_survive_power_loss(tmp_path: Path) -> None:
+    log = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}", synchronous="FULL")
     try:
         with log.engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
     finally:
         log.close()
 

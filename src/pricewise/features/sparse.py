@@ -2,12 +2,15 @@
 
 A model scores one listing per request as well as 50,000-row chunks, so the transform works on plain lists and
 index arrays: a binary search replaces column-indexing the 4M-bucket hash space, and a dict replaces the
-encoder's per-call validation. The fitted state (kept buckets, IDF, encoder) is what gets pickled; the lookup
+encoder's per-call validation. For the few listings of one request, `transform_rows` computes the same rows as
+(column indices, values) pairs without building any sparse matrix, whose construction and validation cost more
+than the features themselves. The fitted state (kept buckets, IDF, encoder) is what gets pickled; the lookup
 tables derived from it are rebuilt on first use.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Self
@@ -15,11 +18,12 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from sklearn.feature_extraction._hash import _hashing_transform
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
-from pricewise.features.text import ListingFields, Listings, listing_fields
+from pricewise.features.text import ListingFields, Listings, listing_fields, n_listings
 
 # Hash space before pruning: 4M buckets keeps collisions rare even for the full data's bigram vocabulary,
 # and pruning to the most frequent columns bounds the model size without ever holding a vocabulary dict.
@@ -28,6 +32,15 @@ _HASH_BUCKETS = 2**22
 _WORD_PATTERN = r"(?u)\b\w+\b"
 
 _CATEGORICAL_COLUMNS: tuple[str, ...] = ("brand", "category", "category_top", "condition", "shipping")
+
+# Up to this many listings, `transform` computes rows one by one and builds one matrix from them: for the few
+# listings of a request that costs less than building and stacking a matrix per feature block.
+ROW_PATH_MAX_ROWS = 4
+
+# One row of the design matrix: sorted column indices (int64) and their float32 values.
+SparseRow = tuple[np.ndarray, np.ndarray]
+_NO_COLUMNS = np.empty(0, dtype=np.int64)
+_NO_VALUES = np.empty(0, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -70,15 +83,17 @@ class HashedTfidf:
         self.columns_: np.ndarray = np.empty(0, dtype=np.int64)
         self.idf_: np.ndarray = np.empty(0, dtype=np.float32)
         self._hasher_cache: HashingVectorizer | None = None
+        self._analyzer_cache: Callable[[str], list[str]] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        """The fitted state, without the hasher (rebuilt on first use)."""
-        return {key: value for key, value in self.__dict__.items() if key != "_hasher_cache"}
+        """The fitted state, without the hasher and analyzer (rebuilt on first use)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_hasher_cache", "_analyzer_cache")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restore the fitted state (also from pickles made before the hasher was cached)."""
         self.__dict__.update(state)
         self._hasher_cache = None
+        self._analyzer_cache = None
 
     def hasher(self) -> HashingVectorizer:
         """The n-gram hasher (stateless, so one instance serves every call and thread)."""
@@ -96,8 +111,9 @@ class HashedTfidf:
 
     def analyzer(self) -> Callable[[str], list[str]]:
         """The function that turns one document into its n-grams, exactly as they are hashed."""
-        analyze: Callable[[str], list[str]] = self.hasher().build_analyzer()
-        return analyze
+        if self._analyzer_cache is None:
+            self._analyzer_cache = self.hasher().build_analyzer()
+        return self._analyzer_cache
 
     def fit(self, documents: Iterable[str]) -> Self:
         """Choose the kept columns and their IDF weights from training documents.
@@ -157,6 +173,32 @@ class HashedTfidf:
         inplace_csr_row_normalize_l2(matrix)
         return matrix
 
+    def transform_one(self, document: str) -> SparseRow:
+        """`transform([document])`'s only row as (columns, values), bit for bit, without a sparse matrix.
+
+        The n-grams are hashed by the same routine HashingVectorizer uses, and the L2 norm is accumulated in the
+        same order and precision as sklearn's in-place normalisation (float32 squares summed in float64).
+        """
+        tokens = self.analyzer()(document)
+        if not tokens:
+            return _NO_COLUMNS, _NO_VALUES
+        buckets, _, _ = _hashing_transform(
+            [((token, 1) for token in tokens)], _HASH_BUCKETS, np.float32, False, 0
+        )
+        buckets.sort()  # then each distinct bucket once, with its count (np.unique's work, without its overhead)
+        starts = np.flatnonzero(np.concatenate(([True], buckets[1:] != buckets[:-1])))
+        counts = np.diff(np.append(starts, buckets.size))
+        buckets = buckets[starts]
+        columns = self.columns_of(buckets)
+        kept = columns >= 0
+        columns = columns[kept]
+        values = counts[kept].astype(np.float32) * self.idf_[columns]
+        squares = (values * values).astype(np.float64)
+        norm = float(np.cumsum(squares)[-1]) if squares.size else 0.0
+        if norm != 0.0:  # divided in float64, rounded to float32, as C does for `float /= double`
+            values = (values.astype(np.float64) / math.sqrt(norm)).astype(np.float32)
+        return columns, values
+
 
 class _OneHotLookup:
     """The fitted encoder as one dict per column: value -> output column, and the column unseen values get."""
@@ -206,6 +248,14 @@ class _OneHotLookup:
             (np.ones(indices.size, dtype=np.float32), indices.astype(np.int32), indptr.astype(np.int32)),
             shape=(n_rows, self.n_columns),
         )
+
+    def columns_one(self, values: list[str]) -> np.ndarray:
+        """The output columns of one listing (one value per categorical column), sorted."""
+        codes = [
+            mapping.get(value, unseen)
+            for mapping, unseen, value in zip(self.maps, self.unseen, values, strict=True)
+        ]
+        return np.array([code for code in codes if code >= 0], dtype=np.int64)
 
 
 class SparseFeatureBuilder:
@@ -298,6 +348,8 @@ class SparseFeatureBuilder:
         Returns:
             CSR float32 matrix with one row per listing.
         """
+        if n_listings(frame) <= ROW_PATH_MAX_ROWS:
+            return self._matrix_of_rows(self.transform_rows(frame))
         fields = listing_fields(frame)
         name, text = self.documents(fields)
         blocks = [
@@ -308,8 +360,41 @@ class SparseFeatureBuilder:
         matrix = sp.hstack(blocks, format="csr")  # CSR blocks: stays float32 csr_matrix, rows sorted
         return matrix if isinstance(matrix, sp.csr_matrix) else sp.csr_matrix(matrix, dtype=np.float32)
 
+    def transform_rows(self, frame: Listings) -> list[SparseRow]:
+        """The rows of `transform(frame)` as (columns, values) pairs, for a handful of listings.
+
+        Args:
+            frame: Raw listing fields (a frame, or columns by name).
+
+        Returns:
+            One (sorted int64 column indices, float32 values) pair per listing, equal to that listing's row of
+            the design matrix.
+        """
+        fields = listing_fields(frame)
+        names, texts = self.documents(fields)
+        categorical = self._categorical(fields)
+        one_hot = self._one_hot()
+        text_offset = self.name_tfidf_.columns_.size
+        one_hot_offset = text_offset + self.text_tfidf_.columns_.size
+        rows = []
+        for row, (name, text) in enumerate(zip(names, texts, strict=True)):
+            name_columns, name_values = self.name_tfidf_.transform_one(name)
+            text_columns, text_values = self.text_tfidf_.transform_one(text)
+            codes = one_hot.columns_one([values[row] for values in categorical])
+            columns = np.concatenate((name_columns, text_columns + text_offset, codes + one_hot_offset))
+            values = np.concatenate((name_values, text_values, np.ones(codes.size, dtype=np.float32)))
+            rows.append((columns, values))
+        return rows
+
+    def _matrix_of_rows(self, rows: list[SparseRow]) -> sp.csr_matrix:
+        indptr = np.zeros(len(rows) + 1, dtype=np.int32)
+        indptr[1:] = np.cumsum([columns.size for columns, _ in rows])
+        indices = np.concatenate([columns for columns, _ in rows]).astype(np.int32) if rows else _NO_COLUMNS
+        data = np.concatenate([values for _, values in rows]) if rows else _NO_VALUES
+        return sp.csr_matrix((data, indices, indptr), shape=(len(rows), self.n_features))
+
     @property
     def n_features(self) -> int:
         """Number of columns of the design matrix (after fit)."""
-        n_one_hot = len(self.one_hot_.get_feature_names_out())
+        n_one_hot = self._one_hot().n_columns
         return int(self.name_tfidf_.columns_.size + self.text_tfidf_.columns_.size + n_one_hot)

@@ -23,6 +23,9 @@ RAW_COLUMNS: tuple[str, ...] = (
 # Mercari's form fills this in when the seller typed nothing; it carries no information about the item.
 DESCRIPTION_PLACEHOLDER = "no description yet"
 
+# Up to this many strings, ASCII text is lower-cased in Python rather than in Arrow (same result, see below).
+_PYTHON_LOWER_MAX_VALUES = 64
+
 _TEXT_FIELDS: tuple[str, ...] = ("name", "brand_name", "category_name", "item_description")
 
 # Listings as a DataFrame, or as columns (name -> one value per listing) when a DataFrame would cost more to
@@ -69,8 +72,13 @@ def _normalize_strings(values: list[str]) -> list[str]:
     if not values:
         return []
     # Arrow lower-cases differently from str.lower for a few characters (e.g. "İ"); it is what pandas' string
-    # columns used when the models were first trained, so it stays the reference.
-    lowered: list[str] = pc.utf8_lower(pa.array(values, type=pa.large_string())).to_pylist()
+    # columns used when the models were first trained, so it stays the reference. On ASCII both map exactly
+    # A-Z to a-z, and for the few strings of one request str.lower is much cheaper than a round trip to Arrow.
+    lowered: list[str]
+    if len(values) <= _PYTHON_LOWER_MAX_VALUES and all(value.isascii() for value in values):
+        lowered = [value.lower() for value in values]
+    else:
+        lowered = pc.utf8_lower(pa.array(values, type=pa.large_string())).to_pylist()
     return [" ".join(value.split()) for value in lowered]
 
 
@@ -102,7 +110,7 @@ def listing_fields(frame: Listings) -> ListingFields:
     missing = [column for column in RAW_COLUMNS if column not in frame]
     if missing:
         raise KeyError(f"listing frame lacks columns {missing}")
-    n_rows = _n_rows(frame)
+    n_rows = n_listings(frame)
     # One Arrow call for all four text fields: the per-call overhead dominates for a single listing.
     joined = _normalize_strings([value for field in _TEXT_FIELDS for value in text_values(frame[field])])
     name, brand, category_raw, description_raw = (
@@ -136,14 +144,15 @@ def normalize_listings(frame: Listings) -> pd.DataFrame:
         KeyError: if a raw column is missing.
     """
     fields = listing_fields(frame)
-    index = frame.index if isinstance(frame, pd.DataFrame) else pd.RangeIndex(_n_rows(frame))
+    index = frame.index if isinstance(frame, pd.DataFrame) else pd.RangeIndex(n_listings(frame))
     return pd.DataFrame(
         {column: pd.Series(values, index=index, dtype=object) for column, values in fields._asdict().items()},
         index=index,
     )
 
 
-def _n_rows(frame: Listings) -> int:
+def n_listings(frame: Listings) -> int:
+    """Number of listings in a frame, or in columns given by name."""
     return len(frame) if isinstance(frame, pd.DataFrame) else len(frame[RAW_COLUMNS[0]])
 
 

@@ -21,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 from pricewise import __version__
 from pricewise.config import Config, load_config
 from pricewise.serving import limits, monitoring_routes, monitoring_view, routes
-from pricewise.serving.batching import MicroBatcher
+from pricewise.serving.batching import LoopBatcher, MicroBatcher
 from pricewise.serving.middleware import BodySizeLimit, RequestTelemetry
 from pricewise.serving.model_source import ModelHolder
 from pricewise.serving.observability import Metrics
@@ -73,9 +73,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     log = PredictionLog(default_url(settings), config.serve.log_synchronous)
     app.state.prediction_log = log
     app.state.log_figures = monitoring_view.LogFigures(log)
-    app.state.pricer = MicroBatcher(routes.price_listings, config.serve.max_batch, "pricewise-pricer")
+    app.state.pricer = LoopBatcher(routes.price_listings, config.serve.max_batch, "pricewise-pricer")
     app.state.log_writer = MicroBatcher(log.record_groups, LOG_GROUP_MAX, "pricewise-log-writer")
-    app.state.pricer.start()
     app.state.log_writer.start()
     holder: ModelHolder = app.state.models
     await asyncio.to_thread(holder.load_initial)
@@ -93,7 +92,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
-        app.state.pricer.stop()
         app.state.log_writer.stop()
         log.close()
 

@@ -1,12 +1,13 @@
 """Served suggestions and seller feedback in, durable rows in a SQLAlchemy database (SQLite WAL by default) out.
 
 Durability: `record_suggestions` commits before the route returns, so a suggestion a client received is in the
-database. On SQLite the database runs in WAL mode with ``synchronous=FULL`` by default: each commit fsyncs the
-write-ahead log, so a committed row survives not only a killed server (which NORMAL also survives: the WAL
-write is in the OS page cache before COMMIT returns) but an OS crash or power cut (which NORMAL does not). The
-price is one fsync per request (0.3 ms on an idle disk here, about 4 ms on a busy one); `serve.log_synchronous:
-NORMAL` trades the power-loss guarantee for that time. WAL lets the worker processes read while one writes;
-writers wait for each other through the busy timeout instead of failing.
+database. On SQLite the database runs in WAL mode with ``synchronous=NORMAL`` by default: COMMIT returns once
+the transaction is written to the write-ahead log file, i.e. handed to the operating system, so a committed
+row survives a killed server process, whatever the signal. It does not survive an OS crash or power cut that
+comes before the OS writes the file out; ``serve.log_synchronous: FULL`` closes that gap by fsyncing the log
+on every commit, at the price of one fsync per group of requests (0.3 ms on an idle disk here, several on a
+busy one). WAL lets the worker processes read while one writes; writers wait for each other through the busy
+timeout instead of failing.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def _sqlite_pragmas(synchronous: Synchronous) -> Callable[[Any, Any], None]:
 class PredictionLog:
     """The prediction and feedback tables behind one SQLAlchemy engine (one per worker process)."""
 
-    def __init__(self, url: str, synchronous: Synchronous = "FULL") -> None:
+    def __init__(self, url: str, synchronous: Synchronous = "NORMAL") -> None:
         """Open (and create if needed) the log.
 
         Args:

@@ -1,7 +1,9 @@
 """HTTP requests in, suggestions, feedback, model facts, health, metrics and the seller page out.
 
-Handlers are plain functions (FastAPI runs them in its thread pool): pricing is CPU work and the prediction log
-commit is blocking I/O, and neither may stall the event loop.
+A single suggestion (the request sellers and integrations send most) is priced on the event loop, which is
+cheaper than any thread hand-off for well under a millisecond of work; its log commit waits in the log
+writer's thread. Everything slower (batches, explanations, comparables, feedback, admin) is a plain function
+that FastAPI runs in its thread pool, so it never stalls the loop.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, R
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 
 from pricewise.config import Config
 from pricewise.serving import limits
@@ -142,47 +145,36 @@ def price_listings(items: list[PriceItem]) -> list[Prices]:
     return prices
 
 
-def _price(
-    request: Request,
-    served: ServedModel,
-    listings: list[Listing],
-    include: str | None,
-    config: Config,
-    batch_id: str | None,
-) -> list[Suggestion]:
-    """Price listings, add the requested extras, and commit them to the prediction log before returning.
+def _extras(include: str | None) -> set[str]:
+    return set((include or "").split(",")) - {""}
 
-    Single listings go through the app's pricing batcher (concurrent requests share one model call); a batch
-    request is one model call already. Log rows go through the log writer, which commits the rows of all
-    requests waiting in one transaction and returns to each only after that commit.
-    """
-    started = time.perf_counter()
-    state = request.app.state
-    extras = set((include or "").split(",")) - {""}
-    records = [listing.model_dump() for listing in listings]
-    if len(listings) == 1:
-        scored = [state.pricer.submit((served, records[0]))]
-    else:
-        scored = served.suggester.suggest_records(records)
+
+def _suggestions(
+    served: ServedModel,
+    records: list[dict[str, Any]],
+    scored: list[Prices],
+    extras: set[str],
+    config: Config,
+) -> list[Suggestion]:
+    """Suggestions for priced listings, with the requested extras (explanation, comparables)."""
     info = model_info(served)
     coverage = float(served.suggester.ranges.coverage)
     suggestions = []
-    for index, (price, low, high) in enumerate(scored):
+    for record, (price, low, high) in zip(records, scored, strict=True):
         explanation = comparables = None
         if "explanation" in extras:
             if served.explainer is None:
                 explanation = Explanation(up=[], down=[], note="not available for the rules baseline")
             else:
-                reasons = served.explainer.explain(pd.DataFrame([records[index]]))
+                reasons = served.explainer.explain(pd.DataFrame([record]))
                 explanation = Explanation(
                     up=[Reason(feature=f, effect=round(e, 4)) for f, e in reasons.up],
                     down=[Reason(feature=f, effect=round(e, 4)) for f, e in reasons.down],
                     note=served.explainer.note,
                 )
         if "comparables" in extras:
-            index_ = served.comparables
-            one = pd.DataFrame([records[index]])
-            neighbours = index_.nearest(one, config.serve.comparables) if index_ is not None else []
+            index = served.comparables
+            neighbours = index.nearest(pd.DataFrame([record]), config.serve.comparables) if index else []
             comparables = [Comparable(**vars(n)) for n in neighbours]
         suggestions.append(
             Suggestion(
@@ -196,42 +188,90 @@ def _price(
                 comparables=comparables,
             )
         )
-    latency_ms = (time.perf_counter() - started) * 1000 / max(len(listings), 1)
-    state.log_writer.submit(
-        [
-            LoggedSuggestion(
-                request_id=s.request_id,
-                batch_id=batch_id,
-                model_name=served.name,
-                model_version=served.version,
-                model_run_id=served.run_id,
-                fallback=served.fallback,
-                inputs=record,
-                outputs=s.model_dump(exclude={"model", "request_id"}),
-                latency_ms=latency_ms,
-            )
-            for s, record in zip(suggestions, records, strict=True)
-        ]
-    )
+    return suggestions
+
+
+def _log_rows(
+    served: ServedModel,
+    suggestions: list[Suggestion],
+    records: list[dict[str, Any]],
+    started: float,
+    batch_id: str | None,
+) -> list[LoggedSuggestion]:
+    latency_ms = (time.perf_counter() - started) * 1000 / max(len(suggestions), 1)
+    return [
+        LoggedSuggestion(
+            request_id=s.request_id,
+            batch_id=batch_id,
+            model_name=served.name,
+            model_version=served.version,
+            model_run_id=served.run_id,
+            fallback=served.fallback,
+            inputs=record,
+            outputs=s.model_dump(exclude={"model", "request_id"}),
+            latency_ms=latency_ms,
+        )
+        for s, record in zip(suggestions, records, strict=True)
+    ]
+
+
+def _price(
+    request: Request,
+    served: ServedModel,
+    listings: list[Listing],
+    include: str | None,
+    config: Config,
+    batch_id: str | None,
+) -> list[Suggestion]:
+    """Price listings in one model call, add the requested extras, and commit them to the prediction log before
+    returning (runs in the thread pool: batches and extras take milliseconds, too long for the event loop).
+
+    Log rows go through the log writer, which commits the rows of all requests waiting in one transaction and
+    returns to each only after that commit.
+    """
+    started = time.perf_counter()
+    records = [listing.model_dump() for listing in listings]
+    scored = served.suggester.suggest_records(records)
+    suggestions = _suggestions(served, records, scored, _extras(include), config)
+    request.app.state.log_writer.submit(_log_rows(served, suggestions, records, started, batch_id))
     _metrics(request).suggestions.labels(source=served.source).inc(len(suggestions))
     return suggestions
 
 
+async def _price_one(request: Request, served: ServedModel, listing: Listing, config: Config) -> Suggestion:
+    """Price one listing without extras, on the event loop; it is committed to the log before returning.
+
+    Pricing one listing takes well under a millisecond, less than a hand-off to a thread would cost, so it runs
+    on the loop through the pricing batcher (listings that arrive in the same turn of the loop share a model
+    call). The commit waits in the log writer's thread, so the loop keeps serving meanwhile.
+    """
+    started = time.perf_counter()
+    state = request.app.state
+    record = listing.model_dump()
+    scored = await state.pricer.submit((served, record))
+    (suggestion,) = _suggestions(served, [record], [scored], set(), config)
+    await state.log_writer.submit_async(_log_rows(served, [suggestion], [record], started, None))
+    _metrics(request).suggestions.labels(source=served.source).inc()
+    return suggestion
+
+
 @api.post("/suggestions", response_model=Suggestion, responses=NO_MODEL)
-def suggest(
+async def suggest(
     listing: Listing,
     request: Request,
-    response: Response,
     served: Served,
     config: Cfg,
     include: Include = None,
-) -> Suggestion:
+) -> Response:
     """Suggest a price and range for one listing; the suggestion is logged before it is returned."""
     limits.check_listings([listing], config.serve, batch=False)
-    (suggestion,) = _price(request, served, [listing], include, config, None)
-    if served.fallback:
-        response.headers["X-Pricewise-Fallback"] = "true"
-    return suggestion
+    if _extras(include):
+        (suggestion,) = await run_in_threadpool(_price, request, served, [listing], include, config, None)
+    else:
+        suggestion = await _price_one(request, served, listing, config)
+    # Already validated and typed: serialised directly, not re-validated against the response model.
+    headers = {"X-Pricewise-Fallback": "true"} if served.fallback else None
+    return Response(suggestion.model_dump_json(), media_type="application/json", headers=headers)
 
 
 @api.post("/suggestions/batch", response_model=BatchResponse, responses=NO_MODEL)
