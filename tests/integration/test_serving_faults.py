@@ -110,6 +110,42 @@ def test_killing_a_worker_under_load_loses_no_returned_suggestion(
         server.stop()
 
 
+def _metric(text: str, series: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"no {series} in:\n{text}")
+
+
+def test_every_worker_answers_metrics_for_the_whole_server(
+    serving_workspace: Workspace, tmp_path: Path
+) -> None:
+    server = start_server(serving_workspace, tmp_path, workers=2)
+    try:
+        workers = _worker_pids(server.process.pid)
+        assert len(workers) == 2, workers
+        for _ in range(40):  # a new connection each time: the kernel spreads them over both workers
+            with httpx.Client(base_url=server.base_url, timeout=30) as client:
+                assert client.post("/v1/suggestions", json=LISTING).status_code == 200
+        with httpx.Client(base_url=server.base_url, timeout=30) as client:
+            assert client.post("/v1/suggestions", json={"name": "no codes"}).status_code == 422
+        ok = 'pricewise_http_requests_total{method="POST",route="/v1/suggestions",status="200"}'
+        invalid = 'pricewise_http_errors_total{kind="4xx",route="/v1/suggestions"}'
+        for _ in range(8):
+            with httpx.Client(base_url=server.base_url, timeout=30) as client:
+                text = client.get("/metrics").text
+            assert _metric(text, ok) == 40, "each scrape counts the requests of both workers"
+            assert _metric(text, invalid) == 1
+            model_pids = {
+                int(line.split('pid="')[1].split('"')[0])
+                for line in text.splitlines()
+                if line.startswith("pricewise_model_info{") and line.endswith(" 1.0")
+            }
+            assert model_pids == set(workers), "the model gauge is reported by each live worker"
+    finally:
+        server.stop()
+
+
 def _register_copy_of_champion(ws: Workspace) -> str:
     tracking.configure(ws.settings)
     client = MlflowClient()

@@ -94,6 +94,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await poller
         app.state.log_writer.stop()
         log.close()
+        app.state.metrics.close()
 
 
 def _plain(value: Any) -> Any:

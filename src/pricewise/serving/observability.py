@@ -1,4 +1,10 @@
-"""Requests and model events in, Prometheus metrics (one registry per app) and ECS JSON log lines out."""
+"""Requests and model events in, Prometheus metrics (one registry per app) and ECS JSON log lines out.
+
+With several worker processes, each answers `/metrics` for the whole server: `pricewise serve` points
+PROMETHEUS_MULTIPROC_DIR at a fresh directory before the workers start, every worker's metrics are written to
+files there, and a scrape aggregates all of them (counters and histograms summed, including those of workers
+that have exited; the model gauge reported per live worker, with its pid).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 ECS_VERSION = "8.11.0"
 # Attributes a LogRecord always has; anything else passed in `extra=` is an ECS field to emit.
@@ -61,6 +67,11 @@ def log_config(level: str = "INFO") -> dict[str, Any]:
     }
 
 
+def multiprocess_dir() -> str | None:
+    """The directory of Prometheus' multiprocess mode, when it is on (set before the workers started)."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
 class Metrics:
     """The server's Prometheus metrics, registered in a registry owned by one app (no global state)."""
 
@@ -91,10 +102,12 @@ class Metrics:
         )
         self.model = Gauge(
             "pricewise_model_info",
-            "1 for the model this worker serves.",
+            "1 for the model this worker serves, 0 for models it served before.",
             ["name", "version", "run_id", "source"],
             registry=self.registry,
+            multiprocess_mode="liveall",  # one series per live worker (pid label): who serves what
         )
+        self._model_labels: tuple[str, str, str, str] | None = None
         self.reloads = Counter(
             "pricewise_model_reloads",
             "Model reload attempts by outcome.",
@@ -103,9 +116,27 @@ class Metrics:
         )
 
     def set_model(self, name: str, version: str | None, run_id: str | None, source: str) -> None:
-        """Point the model-info gauge at the model now serving."""
-        self.model.clear()
-        self.model.labels(name=name, version=version or "", run_id=run_id or "", source=source).set(1)
+        """Point the model-info gauge at the model now serving (series are set to 0, not removed: removing is
+        not possible in multiprocess mode)."""
+        labels = (name, version or "", run_id or "", source)
+        if self._model_labels is not None and self._model_labels != labels:
+            self.model.labels(*self._model_labels).set(0)
+        self.model.labels(*labels).set(1)
+        self._model_labels = labels
+
+    def exposition(self) -> bytes:
+        """The text exposition format: this app's registry, or every worker's files in multiprocess mode."""
+        directory = multiprocess_dir()
+        if directory is None:
+            return bytes(generate_latest(self.registry))
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+        return bytes(generate_latest(registry))
+
+    def close(self) -> None:
+        """A worker going away: drop its per-process gauge series (its counters keep counting in the totals)."""
+        if multiprocess_dir() is not None:
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one finished request."""

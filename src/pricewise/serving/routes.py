@@ -18,7 +18,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from pricewise.config import Config
@@ -326,8 +326,8 @@ def ready(request: Request) -> Any:
 
 @ops.get("/metrics", response_class=Response)
 def metrics(request: Request) -> Response:
-    """Prometheus metrics of this worker."""
-    return Response(generate_latest(_metrics(request).registry), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus metrics of the server (of every worker, when there are several)."""
+    return Response(_metrics(request).exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 def admin_token(settings: Settings) -> str | None:

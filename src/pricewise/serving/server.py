@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import uvicorn
 
-from pricewise.serving.observability import log_config
+from pricewise.serving.observability import log_config, multiprocess_dir
 from pricewise.settings import Settings
 
 
@@ -21,6 +22,13 @@ def run(settings: Settings, config_path: Path | None) -> None:
         settings: Host, port, workers and everything the app needs.
         config_path: The stage parameters file the CLI resolved (None: built-in defaults).
     """
+    if settings.serve_workers > 1 and multiprocess_dir() is None:
+        # Every worker writes its metrics here, so that any of them answers /metrics for all; the directory
+        # must start empty, or counts of an earlier run would be added in.
+        directory = settings.data_dir / "serving" / "prometheus"
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory.resolve())
     if config_path is not None:
         os.environ["PRICEWISE_CONFIG_PATH"] = str(config_path.resolve())
     else:
