@@ -106,6 +106,22 @@ def _sqlite_pragmas(synchronous: Synchronous) -> Callable[[Any, Any], None]:
     return on_connect
 
 
+def _positional_insert(engine: Engine, table: Table) -> tuple[str, list[tuple[str, Callable[[Any], Any]]]]:
+    """A table's INSERT compiled for a positional DBAPI, and per parameter its column and bind conversion."""
+    compiled = insert(table).compile(dialect=engine.dialect)
+    if not compiled.positional or compiled.positiontup is None:
+        raise ValueError(f"{engine.dialect.name} does not take positional parameters")
+    columns: list[tuple[str, Callable[[Any], Any]]] = []
+    for name in compiled.positiontup:
+        processor = table.c[name].type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
+        columns.append((name, processor if processor is not None else _unchanged))
+    return str(compiled), columns
+
+
+def _unchanged(value: Any) -> Any:
+    return value
+
+
 class PredictionLog:
     """The prediction and feedback tables behind one SQLAlchemy engine (one per worker process)."""
 
@@ -137,6 +153,11 @@ class PredictionLog:
                 index.create(self.engine, checkfirst=True)
         except Exception as exc:
             raise PricewiseError(f"cannot open the prediction log at {url}: {exc}") from exc
+        self._sqlite_insert = (
+            _positional_insert(self.engine, self.predictions)
+            if self.engine.dialect.name == "sqlite"
+            else None
+        )
 
     def record_suggestions(self, rows: Sequence[LoggedSuggestion]) -> None:
         """Insert suggestions in one transaction and return only once it is committed (durable)."""
@@ -157,7 +178,15 @@ class PredictionLog:
             for r in rows
         ]
         with self.engine.begin() as connection:
-            connection.execute(insert(self.predictions), values)
+            if self._sqlite_insert is None:
+                connection.execute(insert(self.predictions), values)
+            else:
+                # The compiled INSERT with the column types' own conversions applied here: the same rows as the
+                # statement above, without compiling and caching it again for each request's commit.
+                sql, columns = self._sqlite_insert
+                connection.exec_driver_sql(
+                    sql, [tuple(convert(row[name]) for name, convert in columns) for row in values]
+                )
 
     def record_groups(self, groups: list[list[LoggedSuggestion]]) -> list[None]:
         """Commit the rows of several requests in one transaction (group commit: one fsync for all of them).
