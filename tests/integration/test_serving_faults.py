@@ -22,6 +22,7 @@ from tests.conftest import Workspace, make_workspace
 from tests.serving_conftest import (
     ADMIN_TOKEN,
     LISTING,
+    Server,
     free_port,
     light_config_text,
     serving_workspace,
@@ -85,13 +86,22 @@ def _worker_pids(master_pid: int) -> list[int]:
     return [c.pid for c in children if any("spawn_main" in part for part in c.cmdline())]
 
 
-def test_killing_a_worker_under_load_loses_no_returned_suggestion(
-    serving_workspace: Workspace, tmp_path: Path
-) -> None:
-    server = start_server(serving_workspace, tmp_path, workers=2)
+@contextmanager
+def two_workers(ws: Workspace, log_dir: Path) -> Iterator[tuple[Server, list[int]]]:
+    """A server with two worker processes, and their pids."""
+    server = start_server(ws, log_dir, workers=2)
     try:
         workers = _worker_pids(server.process.pid)
         assert len(workers) == 2, workers
+        yield server, workers
+    finally:
+        server.stop()
+
+
+def test_killing_a_worker_under_load_loses_no_returned_suggestion(
+    serving_workspace: Workspace, tmp_path: Path
+) -> None:
+    with two_workers(serving_workspace, tmp_path) as (server, workers):
         load = Load(server.base_url)
         with load.running():
             load.wait_for(200)
@@ -106,8 +116,6 @@ def test_killing_a_worker_under_load_loses_no_returned_suggestion(
             log.close()
         assert not missing, f"{len(missing)} returned suggestions are not in the log"
         assert len(load.received) >= 500
-    finally:
-        server.stop()
 
 
 def _metric(text: str, series: str) -> float:
@@ -120,10 +128,7 @@ def _metric(text: str, series: str) -> float:
 def test_every_worker_answers_metrics_for_the_whole_server(
     serving_workspace: Workspace, tmp_path: Path
 ) -> None:
-    server = start_server(serving_workspace, tmp_path, workers=2)
-    try:
-        workers = _worker_pids(server.process.pid)
-        assert len(workers) == 2, workers
+    with two_workers(serving_workspace, tmp_path) as (server, workers):
         for _ in range(40):  # a new connection each time: the kernel spreads them over both workers
             with httpx.Client(base_url=server.base_url, timeout=30) as client:
                 assert client.post("/v1/suggestions", json=LISTING).status_code == 200
@@ -142,8 +147,6 @@ def test_every_worker_answers_metrics_for_the_whole_server(
                 if line.startswith("pricewise_model_info{") and line.endswith(" 1.0")
             }
             assert model_pids == set(workers), "the model gauge is reported by each live worker"
-    finally:
-        server.stop()
 
 
 def _register_copy_of_champion(ws: Workspace) -> str:

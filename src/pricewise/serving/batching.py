@@ -67,21 +67,32 @@ def _fail(futures: Sequence[Future[R] | asyncio.Future[R]], error: Exception) ->
             future.set_exception(error)
 
 
-class LoopBatcher(Generic[T, R]):
-    """Batches work submitted by coroutines and runs it on the event loop, once per turn of the loop."""
+class _Batcher(Generic[T, R]):
+    """What both batchers hold: the batch function, the batch size and a name."""
 
     def __init__(self, process: Callable[[list[T]], list[R]], max_batch: int, name: str) -> None:
-        """Create a batcher; it needs no start or stop (nothing runs between loop turns).
+        """Set up a batcher.
 
         Args:
             process: Maps a list of items to one result per item, in order. If it raises, every item of that
                 call gets the exception.
             max_batch: Most items in one call.
-            name: Shown in errors.
+            name: Shown in errors (and as the thread name of a MicroBatcher).
         """
         self._process = process
         self._max_batch = max_batch
         self._name = name
+
+
+class LoopBatcher(_Batcher[T, R]):
+    """Batches work submitted by coroutines and runs it on the event loop, once per turn of the loop.
+
+    It needs no start or stop: nothing runs between turns of the loop.
+    """
+
+    def __init__(self, process: Callable[[list[T]], list[R]], max_batch: int, name: str) -> None:
+        """See `_Batcher`."""
+        super().__init__(process, max_batch, name)
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
 
     def submit(self, item: T) -> asyncio.Future[R]:
@@ -100,21 +111,12 @@ class LoopBatcher(Generic[T, R]):
             _settle([future for _, future in chunk], self._name, self._process, [item for item, _ in chunk])
 
 
-class MicroBatcher(Generic[T, R]):
+class MicroBatcher(_Batcher[T, R]):
     """A worker thread that applies `process` to all items waiting, in submission order."""
 
     def __init__(self, process: Callable[[list[T]], list[R]], max_batch: int, name: str) -> None:
-        """Create a stopped batcher; call `start`.
-
-        Args:
-            process: Maps a list of items to one result per item, in order. If it raises, every item of that
-                call gets the exception.
-            max_batch: Most items in one call.
-            name: Thread name (shows in logs and stack dumps).
-        """
-        self._process = process
-        self._max_batch = max_batch
-        self._name = name
+        """Create a stopped batcher (see `_Batcher`); call `start`."""
+        super().__init__(process, max_batch, name)
         self._queue: queue.SimpleQueue[tuple[T, Future[R]] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
