@@ -174,7 +174,8 @@ def _suggestions(
                 )
         if "comparables" in extras:
             index = served.comparables
-            neighbours = index.nearest(pd.DataFrame([record]), config.serve.comparables) if index else []
+            one = pd.DataFrame([record])
+            neighbours = index.nearest(one, config.serve.comparables) if index is not None else []
             comparables = [Comparable(**vars(n)) for n in neighbours]
         suggestions.append(
             Suggestion(
