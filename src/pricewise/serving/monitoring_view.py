@@ -190,6 +190,10 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def servable_report(settings: Settings, recorded: str | None) -> Path | None:
     """The recorded report file if it may be served: an existing HTML file inside the reports directory."""
     if not recorded:
@@ -215,7 +219,7 @@ def _champion_section(
             serving=serving,
         )
     decided_at, action, after = facts.champion
-    version = None if after is None else str(after)
+    version = _str(after)
     serves_champion = serving is not None and serving.name == registered_model and serving.version == version
     if serving is None:
         message = "no model is loaded in this worker yet"
@@ -250,9 +254,9 @@ def _promotions_section(facts: WarehouseFacts) -> PromotionsSection:
             decided_at=_iso(decided_at) or "",
             registered_model=str(model),
             action=str(action),
-            champion_before=None if before is None else str(before),
-            challenger=None if challenger is None else str(challenger),
-            champion_after=None if after is None else str(after),
+            champion_before=_str(before),
+            challenger=_str(challenger),
+            champion_after=_str(after),
             metrics=_json_object(metrics),
             reason=str(reason),
         )
@@ -297,11 +301,11 @@ def _drift_section(
                 run_id=str(run_id),
                 created_at=_iso(created_at) or "",
                 status=str(status),
-                window_kind=None if window_kind is None else str(window_kind),
+                window_kind=_str(window_kind),
                 window_start=_iso(window_start),
                 window_end=_iso(window_end),
-                batch_id=None if batch_id is None else str(batch_id),
-                model_version=None if model_version is None else str(model_version),
+                batch_id=_str(batch_id),
+                model_version=_str(model_version),
                 drift_share=_float(drift_share),
                 drifted_columns=_json_list(drifted_columns),
                 prediction_drift=None if prediction_drift is None else bool(prediction_drift),
@@ -528,7 +532,7 @@ def accuracy(log: PredictionLog) -> AccuracySection:
         buckets=buckets,
         by_model=[
             AccuracyByModel(
-                model_version=None if version is None else str(version),
+                model_version=_str(version),
                 sold=int(n),
                 rmsle=_rmsle(msq),
                 coverage=float(inside),
