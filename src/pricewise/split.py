@@ -33,12 +33,17 @@ def assign_sql(column: str, config: SplitConfig) -> str:
     )
 
 
+def bucket(listing_id: str) -> float:
+    """A listing id's position in [0, 1); the same value as bucket_sql computes in the warehouse."""
+    return int(hashlib.md5(listing_id.encode("utf-8"), usedforsecurity=False).hexdigest()[:8], 16) / 2**32
+
+
 def assign(listing_id: str, config: SplitConfig) -> str:
     """The split of one listing id; the same rule as assign_sql, for code outside the warehouse."""
-    bucket = int(hashlib.md5(listing_id.encode("utf-8"), usedforsecurity=False).hexdigest()[:8], 16) / 2**32
-    if bucket < config.train:
+    position = bucket(listing_id)
+    if position < config.train:
         return "train"
-    return "valid" if bucket < config.train + config.valid else "test"
+    return "valid" if position < config.train + config.valid else "test"
 
 
 @dataclass(frozen=True)

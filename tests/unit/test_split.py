@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from pricewise.config import SplitConfig
-from pricewise.split import assign, assign_sql
+from pricewise.split import assign, assign_sql, bucket, bucket_sql
 
 
 def test_python_and_sql_agree_and_shares_are_close_to_config() -> None:
@@ -29,3 +29,15 @@ def test_assignment_is_stable_and_known() -> None:
     assert assign("train-0", SplitConfig(train=0.5, valid=0.45, test=0.05)) == "valid"
     assert assign("train-0", SplitConfig(train=0.95, valid=0.05, test=0.0)) == "train"
     assert assign("train-1", SplitConfig()) == assign("train-1", SplitConfig())
+
+
+def test_bucket_is_the_same_number_in_python_and_sql() -> None:
+    ids = [f"train-{i}" for i in range(500)] + ["", "é-1", "x" * 300]
+    con = duckdb.connect()
+    sql = dict(
+        con.execute(
+            f"SELECT id, {bucket_sql('id')} FROM unnest($ids::VARCHAR[]) AS t(id)", {"ids": ids}
+        ).fetchall()
+    )
+    assert [sql[i] for i in ids] == [bucket(i) for i in ids]
+    assert bucket("train-0") == 0xE6EF4732 / 2**32
