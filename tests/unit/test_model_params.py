@@ -27,3 +27,15 @@ def test_unknown_keys_are_named(values: dict[str, object], fragment: str) -> Non
     with pytest.raises(ValueError, match=r"hyperparameter|takes a value") as info:
         main_model_params(values, seed=0)
     assert fragment in str(info.value)
+
+
+def test_embedding_texts_come_as_a_list_and_unknown_ones_are_named() -> None:
+    params = main_model_params(
+        {"embedding.enabled": True, "embedding.texts": ["brand_category_name", "name_description"]}, seed=0
+    )
+    assert params.embedding.enabled
+    assert params.embedding.texts == ("brand_category_name", "name_description")
+    with pytest.raises(
+        ValueError, match=r"embedding.texts must name some of .*'name_description'.*got \['title'\]"
+    ):
+        main_model_params({"embedding.texts": ["title"]}, seed=0)

@@ -8,7 +8,14 @@ import pytest
 import scipy.sparse as sp
 
 from pricewise.features import FeatureParams
-from pricewise.models import SparseMLPParams, SparseMLPRegressor, SparseTextEnsemble, SparseTextEnsembleParams
+from pricewise.models import (
+    EmbeddingKernelRidge,
+    EmbeddingParams,
+    SparseMLPParams,
+    SparseMLPRegressor,
+    SparseTextEnsemble,
+    SparseTextEnsembleParams,
+)
 from pricewise.models.sparse_mlp import NUMPY_MAX_ROWS
 
 BRANDS = ["Nike", "Apple", "Coach", None]
@@ -166,3 +173,77 @@ def test_ridge_component_predicts_what_sklearn_predicts(fitted: SparseTextEnsemb
     ridge = fitted.components_["ridge"]
     expected = ridge.predict(fitted.builder_.transform(test))
     np.testing.assert_array_equal(fitted.predict_components(test)["ridge"], expected)
+
+
+def embedding_params(max_train_rows: int = 1000) -> SparseTextEnsembleParams:
+    return SparseTextEnsembleParams(
+        features=FeatureParams(name_max_features=200, text_max_features=200),
+        n_mlp=0,
+        n_binary_mlp=0,
+        lgbm_rounds=0,
+        embedding=EmbeddingParams(enabled=True, max_train_rows=max_train_rows),
+    )
+
+
+@pytest.fixture(scope="module")
+def with_embedding() -> SparseTextEnsemble:
+    frame, log_price = listings(300, seed=0)
+    valid, valid_log = listings(100, seed=1)
+    return SparseTextEnsemble(embedding_params()).fit(frame, log_price, valid, valid_log)
+
+
+def test_embedding_component_is_fitted_blended_and_learns(with_embedding: SparseTextEnsemble) -> None:
+    assert set(with_embedding.component_weights) == {"ridge", "embedding"}
+    assert isinstance(with_embedding.components_["embedding"], EmbeddingKernelRidge)
+    test, test_log = listings(100, seed=2)
+    parts = with_embedding.predict_components(test)
+    # The kernel ridge alone explains most of the variance of these listings' prices.
+    assert np.sqrt(np.mean((parts["embedding"] - test_log) ** 2)) < 0.5 * np.std(test_log)
+    weights = with_embedding.component_weights
+    blended = weights["ridge"] * parts["ridge"] + weights["embedding"] * parts["embedding"]
+    np.testing.assert_allclose(with_embedding.predict(test), blended, rtol=1e-12)
+
+
+def test_embedding_model_survives_pickling_and_scores_one_row_like_a_batch(
+    with_embedding: SparseTextEnsemble,
+) -> None:
+    test, _ = listings(20, seed=3)
+    restored = pickle.loads(pickle.dumps(with_embedding))
+    batch = restored.predict(test)
+    np.testing.assert_allclose(batch, with_embedding.predict(test), rtol=1e-12)
+    one = restored.predict(test.iloc[[7]].reset_index(drop=True))
+    assert one[0] == pytest.approx(batch[7], abs=1e-5)
+
+
+def test_embedding_model_is_invariant_to_case_and_whitespace(with_embedding: SparseTextEnsemble) -> None:
+    test, _ = listings(30, seed=4)
+    noisy = test.copy()
+    for column in ("name", "brand_name", "category_name"):
+        noisy[column] = [f"  {v.upper()} " if isinstance(v, str) else v for v in noisy[column]]
+    np.testing.assert_array_equal(with_embedding.predict(test), with_embedding.predict(noisy))
+
+
+def test_embedding_component_is_left_out_above_its_row_limit(caplog: pytest.LogCaptureFixture) -> None:
+    frame, log_price = listings(120, seed=0)
+    with caplog.at_level("INFO"):
+        model = SparseTextEnsemble(embedding_params(max_train_rows=100)).fit(frame, log_price)
+    assert set(model.component_weights) == {"ridge"}
+    assert "embedding component left out: 120 training rows" in caplog.text
+
+
+def test_only_a_model_that_runs_the_encoder_is_priced_off_the_event_loop(
+    fitted: SparseTextEnsemble, with_embedding: SparseTextEnsemble
+) -> None:
+    from pricewise.models import ConformalPriceRanges
+    from pricewise.serving.model_source import ServedModel
+    from pricewise.suggester import PriceSuggester
+
+    def served(model: SparseTextEnsemble) -> ServedModel:
+        suggester = PriceSuggester(model=model, ranges=ConformalPriceRanges(0.8), kind="SparseTextEnsemble")
+        return ServedModel(suggester, "pricewise", "1", None, "registry", "now", None, None, ())
+
+    assert with_embedding.component_weights["embedding"] > 0
+    assert with_embedding.encodes_text
+    assert not served(with_embedding).prices_on_loop
+    assert not fitted.encodes_text
+    assert served(fitted).prices_on_loop

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
-from typing import Self
+from typing import Self, TypeAlias
 
 import lightgbm as lgb
 import numpy as np
@@ -14,8 +15,13 @@ from scipy.optimize import nnls
 from sklearn.linear_model import Ridge
 
 from pricewise.features.sparse import FeatureParams, SparseFeatureBuilder
-from pricewise.features.text import Listings
+from pricewise.features.text import Listings, listing_fields
+from pricewise.models.kernel import EmbeddingKernelRidge, EmbeddingParams
 from pricewise.models.sparse_mlp import SparseMLPParams, SparseMLPRegressor
+
+logger = logging.getLogger(__name__)
+
+Component: TypeAlias = Ridge | SparseMLPRegressor | lgb.LGBMRegressor | EmbeddingKernelRidge
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,8 @@ class SparseTextEnsembleParams:
         lgbm_rounds: Maximum boosting rounds of the LightGBM component; 0 leaves it out.
         lgbm_learning_rate: LightGBM shrinkage.
         lgbm_leaves: LightGBM leaves per tree.
-        weights: Blend weights in component order (ridge, mlps, binary mlps, lgbm) used when fit gets no
+        embedding: The kernel ridge on sentence embeddings (off unless enabled; left out for large training sets).
+        weights: Blend weights in component order (ridge, mlps, binary mlps, lgbm, embedding) used when fit gets no
             validation data; None means equal weights. With validation data, weights are fitted instead.
         seed: Seeds every component.
     """
@@ -44,12 +51,14 @@ class SparseTextEnsembleParams:
     lgbm_rounds: int = 1000
     lgbm_learning_rate: float = 0.05
     lgbm_leaves: int = 31
+    embedding: EmbeddingParams = field(default_factory=EmbeddingParams)
     weights: tuple[float, ...] | None = None
     seed: int = 0
 
 
 class SparseTextEnsemble:
-    """Ridge, sparse MLPs and LightGBM on shared hashed TF-IDF features, blended by non-negative weights."""
+    """Ridge, sparse MLPs and LightGBM on shared hashed TF-IDF features, optionally kernel ridge on sentence
+    embeddings, blended by non-negative weights."""
 
     def __init__(self, params: SparseTextEnsembleParams | None = None) -> None:
         """Create an unfitted model.
@@ -59,15 +68,13 @@ class SparseTextEnsemble:
         """
         self.params = params or SparseTextEnsembleParams()
         self.builder_ = SparseFeatureBuilder(self.params.features)
-        self.components_: dict[str, Ridge | SparseMLPRegressor | lgb.LGBMRegressor] = {}
+        self.components_: dict[str, Component] = {}
         self.weights_: np.ndarray = np.empty(0)
         self.fit_seconds_: dict[str, float] = {}
 
-    def _new_components(self) -> dict[str, Ridge | SparseMLPRegressor | lgb.LGBMRegressor]:
+    def _new_components(self, n_rows: int) -> dict[str, Component]:
         p = self.params
-        components: dict[str, Ridge | SparseMLPRegressor | lgb.LGBMRegressor] = {
-            "ridge": Ridge(alpha=p.ridge_alpha, random_state=p.seed)
-        }
+        components: dict[str, Component] = {"ridge": Ridge(alpha=p.ridge_alpha, random_state=p.seed)}
         for index in range(p.n_mlp):
             components[f"mlp_{index}"] = SparseMLPRegressor(p.mlp, seed=p.seed + index)
         binary = SparseMLPParams(**{**p.mlp.__dict__, "binary_input": True})
@@ -87,6 +94,14 @@ class SparseTextEnsemble:
                 force_row_wise=True,
                 n_jobs=2,
                 verbose=-1,
+            )
+        if p.embedding.enabled and n_rows <= p.embedding.max_train_rows:
+            components["embedding"] = EmbeddingKernelRidge(p.embedding)
+        elif p.embedding.enabled:
+            logger.info(
+                "embedding component left out: %d training rows, more than embedding.max_train_rows=%d",
+                n_rows,
+                p.embedding.max_train_rows,
             )
         return components
 
@@ -120,13 +135,16 @@ class SparseTextEnsemble:
         valid_features = self.builder_.transform(valid_frame) if valid_frame is not None else None
         valid_target = np.asarray(valid_log_price, dtype=np.float64) if has_valid else None
         self.fit_seconds_ = {"features": time.perf_counter() - started}
-        self.components_ = self._new_components()
+        self.components_ = self._new_components(len(frame))
         for name, component in self.components_.items():
             started = time.perf_counter()
-            self._fit_component(component, features, target, valid_features, valid_target)
+            if isinstance(component, EmbeddingKernelRidge):
+                component.fit(component.inputs(listing_fields(frame)), target)
+            else:
+                self._fit_component(component, features, target, valid_features, valid_target)
             self.fit_seconds_[name] = time.perf_counter() - started
-        if valid_features is not None and valid_target is not None:
-            stacked = self._component_matrix(valid_features)
+        if valid_features is not None and valid_frame is not None and valid_target is not None:
+            stacked = self._component_matrix(list(self.components_.values()), valid_features, valid_frame)
             weights, _ = nnls(stacked, valid_target)
             if weights.sum() <= 0:
                 weights = np.ones(stacked.shape[1])
@@ -161,8 +179,16 @@ class SparseTextEnsemble:
         else:
             component.fit(features, target)
 
-    def _component_matrix(self, features: sp.csr_matrix) -> np.ndarray:
-        columns = [_predict_component(c, features) for c in self.components_.values()]
+    @staticmethod
+    def _component_matrix(
+        components: list[Component], features: sp.csr_matrix, frame: Listings
+    ) -> np.ndarray:
+        columns = [
+            component.predict(component.inputs(listing_fields(frame)))
+            if isinstance(component, EmbeddingKernelRidge)
+            else _predict_component(component, features)
+            for component in components
+        ]
         return np.column_stack(columns)
 
     def predict_components(self, frame: Listings) -> dict[str, np.ndarray]:
@@ -174,7 +200,9 @@ class SparseTextEnsemble:
         Returns:
             Component name -> float64 array of log1p(price).
         """
-        matrix = self._component_matrix(self.builder_.transform(frame))
+        matrix = self._component_matrix(
+            list(self.components_.values()), self.builder_.transform(frame), frame
+        )
         return {name: matrix[:, index] for index, name in enumerate(self.components_)}
 
     def predict(self, frame: Listings) -> np.ndarray:
@@ -198,8 +226,13 @@ class SparseTextEnsemble:
             for component, weight in zip(self.components_.values(), self.weights_, strict=True)
             if weight != 0.0
         ]
-        matrix = np.column_stack([_predict_component(component, features) for component, _ in used])
+        matrix = self._component_matrix([component for component, _ in used], features, frame)
         return np.asarray(matrix @ np.array([weight for _, weight in used]), dtype=np.float64)
+
+    @property
+    def encodes_text(self) -> bool:
+        """True when predicting runs the sentence encoder (milliseconds per listing, not microseconds)."""
+        return bool(self.components_) and self.component_weights.get("embedding", 0.0) > 0.0
 
     @property
     def component_weights(self) -> dict[str, float]:

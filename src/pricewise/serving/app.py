@@ -74,6 +74,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.prediction_log = log
     app.state.log_figures = monitoring_view.LogFigures(log)
     app.state.pricer = LoopBatcher(routes.price_listings, config.serve.max_batch, "pricewise-pricer")
+    app.state.thread_pricer = MicroBatcher(
+        routes.price_listings, config.serve.max_batch, "pricewise-thread-pricer"
+    )
+    app.state.thread_pricer.start()
     app.state.log_writer = MicroBatcher(log.record_groups, LOG_GROUP_MAX, "pricewise-log-writer")
     app.state.log_writer.start()
     holder: ModelHolder = app.state.models
@@ -92,6 +96,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
+        app.state.thread_pricer.stop()
         app.state.log_writer.stop()
         log.close()
         app.state.metrics.close()

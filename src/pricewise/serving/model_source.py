@@ -63,6 +63,12 @@ class ServedModel:
         """True when a rules baseline answers instead of a trained main model."""
         return self.source.startswith("baseline")
 
+    @property
+    def prices_on_loop(self) -> bool:
+        """True when pricing one listing takes well under a millisecond, short enough for the event loop; a model
+        that runs the sentence encoder takes milliseconds and is priced in a thread instead."""
+        return not getattr(self.suggester.model, "encodes_text", False)
+
 
 def cache_dir(settings: Settings) -> Path:
     """Where the last good champion is kept, for starts with the registry unreachable."""

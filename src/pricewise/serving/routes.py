@@ -240,16 +240,21 @@ def _price(
 
 
 async def _price_one(request: Request, served: ServedModel, listing: Listing, config: Config) -> Suggestion:
-    """Price one listing without extras, on the event loop; it is committed to the log before returning.
+    """Price one listing without extras; it is committed to the log before returning.
 
-    Pricing one listing takes well under a millisecond, less than a hand-off to a thread would cost, so it runs
-    on the loop through the pricing batcher (listings that arrive in the same turn of the loop share a model
-    call). The commit waits in the log writer's thread, so the loop keeps serving meanwhile.
+    Pricing one listing with the sparse model takes well under a millisecond, less than a hand-off to a thread
+    would cost, so it runs on the loop through the pricing batcher (listings that arrive in the same turn of the
+    loop share a model call). A model with the sentence encoder takes milliseconds, which would stall every other
+    request, so it is priced by the same batching in a thread. The commit waits in the log writer's thread, so
+    the loop keeps serving meanwhile.
     """
     started = time.perf_counter()
     state = request.app.state
     record = listing.model_dump()
-    scored = await state.pricer.submit((served, record))
+    if served.prices_on_loop:
+        scored = await state.pricer.submit((served, record))
+    else:
+        scored = await state.thread_pricer.submit_async((served, record))
     (suggestion,) = _suggestions(served, [record], [scored], set(), config)
     await state.log_writer.submit_async(_log_rows(served, [suggestion], [record], started, None))
     _metrics(request).suggestions.labels(source=served.source).inc()
