@@ -38,11 +38,17 @@ PRICEWISE = Path(sys.executable).parent / "pricewise"
 
 def light_config_text(embedding: bool = False) -> str:
     """The shipped config with the main model cut to its Ridge component (seconds to train; same pyfunc and
-    features), or to Ridge and the sentence-embedding component, and champion polling off (tests reload
-    explicitly)."""
+    features), or to Ridge and the sentence-embedding component on its shorter text, and champion polling off
+    (tests reload explicitly)."""
     raw = yaml.safe_load((REPO / "configs" / "pricewise.yaml").read_text(encoding="utf-8"))
     raw.setdefault("train", {}).setdefault("params", {}).update(
-        {"n_mlp": 0, "n_binary_mlp": 0, "lgbm_rounds": 0, "embedding.enabled": embedding}
+        {
+            "n_mlp": 0,
+            "n_binary_mlp": 0,
+            "lgbm_rounds": 0,
+            "embedding.enabled": embedding,
+            "embedding.texts": ["brand_category_name"],
+        }
     )
     raw.setdefault("serve", {})["reload_poll_seconds"] = 0
     return str(yaml.safe_dump(raw))

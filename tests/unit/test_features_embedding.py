@@ -83,6 +83,10 @@ def test_empty_input_and_pickling(encoder: SentenceEncoder) -> None:
     restored = pickle.loads(data)
     assert restored.max_tokens == 48
     assert restored.cache is SHARED_CACHE
+    # A pickle from another version of the encoder, with settings this one does not have, still loads.
+    older = SentenceEncoder.__new__(SentenceEncoder)
+    older.__setstate__({"max_tokens": 16, "cache_size": 5})
+    assert older.max_tokens == 16
     np.testing.assert_allclose(restored.encode(TEXTS[:2]), before, atol=1e-5)
 
 

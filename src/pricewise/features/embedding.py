@@ -161,7 +161,8 @@ class SentenceEncoder:
         return {"max_tokens": self.max_tokens}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**state)  # type: ignore[misc]
+        # Only the truncation length is the model's; anything else a pickle holds is this process's business.
+        self.__init__(max_tokens=int(state["max_tokens"]))  # type: ignore[misc]
 
     def _load(self) -> tuple[Tokenizer, _Bert]:
         with self._lock:
