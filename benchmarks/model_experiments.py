@@ -15,17 +15,19 @@ import pandas as pd
 import psutil
 from sklearn.linear_model import Ridge
 
+from pricewise.config import load_config
 from pricewise.features import RAW_COLUMNS, SparseFeatureBuilder
+from pricewise.model_params import main_model_params
 from pricewise.models import (
     ConformalPriceRanges,
-    EmbeddingParams,
     RulesBaseline,
     SparseTextEnsemble,
     SparseTextEnsembleParams,
 )
 from pricewise.models.ranges import coverage_and_width
 
-DEFAULT_DATA = Path("/work/shared/data/mercari/mercari_train_8k.tsv.gz")
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mercari" / "mercari_train_8k.tsv.gz"
 T = TypeVar("T")
 
 
@@ -100,14 +102,20 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--coverage", type=float, default=0.8)
-    parser.add_argument("--n-mlp", type=int, default=SparseTextEnsembleParams().n_mlp)
-    parser.add_argument("--n-binary-mlp", type=int, default=SparseTextEnsembleParams().n_binary_mlp)
-    parser.add_argument("--lgbm-rounds", type=int, default=SparseTextEnsembleParams().lgbm_rounds)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=ROOT / "configs" / "pricewise.yaml",
+        help="the main model is train.params of this config (the shipped one by default)",
+    )
+    parser.add_argument("--n-mlp", type=int, help="override n_mlp")
+    parser.add_argument("--n-binary-mlp", type=int, help="override n_binary_mlp")
+    parser.add_argument("--lgbm-rounds", type=int, help="override lgbm_rounds")
     parser.add_argument(
         "--embedding",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="include the kernel ridge on sentence embeddings (as the shipped config does on small data)",
+        default=None,
+        help="override embedding.enabled (the kernel ridge on sentence embeddings and TF-IDF)",
     )
     parser.add_argument(
         "--scale-rows", type=int, default=0, help="also time fit/predict on the sample resampled to this size"
@@ -153,13 +161,15 @@ def main() -> None:
         memory.extra_mb,
     )
 
-    params = SparseTextEnsembleParams(
-        n_mlp=args.n_mlp,
-        n_binary_mlp=args.n_binary_mlp,
-        lgbm_rounds=args.lgbm_rounds,
-        embedding=EmbeddingParams(enabled=args.embedding),
-        seed=args.seed,
-    )
+    overrides = {
+        "n_mlp": args.n_mlp,
+        "n_binary_mlp": args.n_binary_mlp,
+        "lgbm_rounds": args.lgbm_rounds,
+        "embedding.enabled": args.embedding,
+    }
+    values = {**load_config(args.config).train.params}
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    params = main_model_params(values, seed=args.seed)
     model, seconds, memory = measured(
         lambda: SparseTextEnsemble(params).fit(
             frames["train"], target["train"], frames["valid"], target["valid"]

@@ -231,9 +231,7 @@ def test_embedding_component_is_left_out_above_its_row_limit(caplog: pytest.LogC
     assert "embedding component left out: 120 training rows" in caplog.text
 
 
-def test_only_a_model_that_runs_the_encoder_is_priced_off_the_event_loop(
-    fitted: SparseTextEnsemble, with_embedding: SparseTextEnsemble
-) -> None:
+def test_only_a_model_that_runs_the_encoder_is_priced_off_the_event_loop(fitted: SparseTextEnsemble) -> None:
     from pricewise.models import ConformalPriceRanges
     from pricewise.serving.model_source import ServedModel
     from pricewise.suggester import PriceSuggester
@@ -241,6 +239,10 @@ def test_only_a_model_that_runs_the_encoder_is_priced_off_the_event_loop(
     def served(model: SparseTextEnsemble) -> ServedModel:
         suggester = PriceSuggester(model=model, ranges=ConformalPriceRanges(0.8), kind="SparseTextEnsemble")
         return ServedModel(suggester, "pricewise", "1", None, "registry", "now", None, None, ())
+
+    # Without validation data the blend weights are equal, so the encoder always runs.
+    frame, log_price = listings(300, seed=0)
+    with_embedding = SparseTextEnsemble(embedding_params()).fit(frame, log_price)
 
     assert with_embedding.component_weights["embedding"] > 0
     assert with_embedding.encodes_text

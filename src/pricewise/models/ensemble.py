@@ -139,7 +139,7 @@ class SparseTextEnsemble:
         for name, component in self.components_.items():
             started = time.perf_counter()
             if isinstance(component, EmbeddingKernelRidge):
-                component.fit(component.inputs(listing_fields(frame)), target)
+                component.fit(component.inputs(listing_fields(frame)), features, target)
             else:
                 self._fit_component(component, features, target, valid_features, valid_target)
             self.fit_seconds_[name] = time.perf_counter() - started
@@ -184,7 +184,7 @@ class SparseTextEnsemble:
         components: list[Component], features: sp.csr_matrix, frame: Listings
     ) -> np.ndarray:
         columns = [
-            component.predict(component.inputs(listing_fields(frame)))
+            component.predict(component.inputs(listing_fields(frame)), features)
             if isinstance(component, EmbeddingKernelRidge)
             else _predict_component(component, features)
             for component in components

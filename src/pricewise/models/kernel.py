@@ -1,18 +1,25 @@
-"""Listing fields in, log prices out: kernel ridge regression on sentence embeddings of the listing's texts.
+"""Listing fields and their sparse design rows in, log prices out: kernel ridge on sentence embeddings + TF-IDF.
 
 The sparse components learn every word's price effect from the training rows alone. A pretrained sentence
 encoder already knows that "iphone 7 plus 128gb" and "apple phone" are close, which matters when the training
-set is small. Exact kernel ridge keeps the whole (n x n) kernel in memory, so the component is only fitted up to
+set is small. The kernel adds the two views of a listing: an RBF kernel on the sentence embeddings (with one-hot
+condition and shipping), plus `sparse_weight` times the linear kernel of the ensemble's TF-IDF and one-hot design
+rows. One model that sees both views prices better than a blend of one model per view.
+
+Exact kernel ridge keeps the whole (n x n) kernel in memory, so the component is only fitted up to
 `max_train_rows` listings; the ensemble leaves it out above that (with a million listings the sparse components
-have the words they need, and encoding every listing would exceed the time budgets).
+have the words they need, and encoding every listing would exceed the time budgets). Predicting needs no
+training design rows: the linear part of the kernel folds into one primal weight vector, X_train^T @ dual.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from sklearn.kernel_ridge import KernelRidge
+import scipy.linalg
+import scipy.sparse as sp
 
 from pricewise.features.embedding import TEXTS, SentenceEncoder
 from pricewise.features.text import ListingFields
@@ -32,6 +39,8 @@ class EmbeddingParams:
         alpha: L2 strength of the kernel ridge.
         gamma: Width of the RBF kernel, exp(-gamma * |a - b|^2), on unit-length embeddings.
         tabular_scale: Weight of the one-hot condition and shipping columns appended to the embeddings.
+        sparse_weight: Weight of the linear kernel on the ensemble's sparse design rows, added to the RBF
+            kernel; 0 leaves the kernel on embeddings alone.
         texts: Which texts of a listing are embedded (names in `pricewise.features.embedding.TEXTS`); their
             embeddings are concatenated, and gamma is divided by their number so the kernel's scale stays put.
     """
@@ -41,16 +50,27 @@ class EmbeddingParams:
     alpha: float = 0.3
     gamma: float = 1.0
     tabular_scale: float = 0.3
+    sparse_weight: float = 0.2
     texts: tuple[str, ...] = ("brand_category_name", "name_description")
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.texts if t not in TEXTS]
         if unknown or not self.texts:
             raise ValueError(f"embedding.texts must name some of {sorted(TEXTS)}, got {list(self.texts)}")
+        if self.sparse_weight < 0 or self.alpha <= 0 or self.gamma <= 0:
+            raise ValueError("embedding.alpha and embedding.gamma must be positive, sparse_weight at least 0")
+
+
+def _rbf(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
+    """exp(-gamma * |a_i - b_j|^2) for every pair of rows (float64)."""
+    squared: np.ndarray = (a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2.0 * (a @ b.T)
+    np.maximum(squared, 0.0, out=squared)  # rounding can make a distance a hair below zero
+    squared *= -gamma
+    return np.asarray(np.exp(squared, out=squared))
 
 
 class EmbeddingKernelRidge:
-    """RBF kernel ridge on [sentence embedding, scaled one-hot condition and shipping]."""
+    """Kernel ridge with the kernel RBF([embedding, one-hot codes]) + sparse_weight * <design row, design row>."""
 
     def __init__(self, params: EmbeddingParams) -> None:
         """Create an unfitted component.
@@ -60,25 +80,58 @@ class EmbeddingKernelRidge:
         """
         self.params = params
         self.encoders = {text: SentenceEncoder(max_tokens=TEXTS[text][1]) for text in params.texts}
-        gamma = params.gamma / len(params.texts)
-        self.model_ = KernelRidge(alpha=params.alpha, kernel="rbf", gamma=gamma)
+        self.gamma_ = params.gamma / len(params.texts)
+        self.train_inputs_: np.ndarray = np.empty((0, 0))
+        self.dual_: np.ndarray = np.empty(0)
+        self.sparse_coef_: np.ndarray = np.empty(0)
         self.offset_ = 0.0
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a fitted component, also one pickled when the kernel was the RBF alone (sklearn's KernelRidge)."""
+        legacy = state.pop("model_", None)
+        self.__dict__.update(state)
+        if legacy is not None:
+            self.gamma_ = float(legacy.gamma)
+            self.train_inputs_ = np.asarray(legacy.X_fit_, dtype=np.float64)
+            self.dual_ = np.asarray(legacy.dual_coef_, dtype=np.float64)
+            self.sparse_coef_ = np.empty(0)
+
     def inputs(self, fields: ListingFields) -> np.ndarray:
-        """The component's input matrix for normalised listing fields (float32, one row per listing)."""
+        """The RBF kernel's input matrix for normalised listing fields (float32, one row per listing)."""
         embedded = [encoder.encode(TEXTS[text][0](fields)) for text, encoder in self.encoders.items()]
         scale = np.float32(self.params.tabular_scale)
         condition = np.array([[c == v for v in _CONDITIONS] for c in fields.condition], dtype=np.float32)
         shipping = np.array([[s == v for v in _SHIPPING] for s in fields.shipping], dtype=np.float32)
         return np.hstack([*embedded, scale * condition.reshape(-1, 5), scale * shipping.reshape(-1, 2)])
 
-    def fit(self, inputs: np.ndarray, log_price: np.ndarray) -> EmbeddingKernelRidge:
-        """Fit on an input matrix from `inputs` and log1p prices (centred, so the kernel models deviations)."""
+    def fit(self, inputs: np.ndarray, features: sp.csr_matrix, log_price: np.ndarray) -> EmbeddingKernelRidge:
+        """Fit on log1p prices (centred, so the kernel models deviations from the mean).
+
+        Args:
+            inputs: The training rows' matrix from `inputs`.
+            features: The same rows' sparse design matrix (the ensemble's features).
+            log_price: log1p(price) per row.
+
+        Returns:
+            self.
+        """
         target = np.asarray(log_price, dtype=np.float64)
         self.offset_ = float(target.mean())
-        self.model_.fit(inputs.astype(np.float64), target - self.offset_)
+        self.train_inputs_ = np.asarray(inputs, dtype=np.float64)
+        kernel = _rbf(self.train_inputs_, self.train_inputs_, self.gamma_)
+        weight = self.params.sparse_weight
+        design = sp.csr_matrix(features, dtype=np.float64)
+        if weight > 0:
+            kernel += weight * (design @ design.T).toarray()
+        kernel[np.diag_indices_from(kernel)] += self.params.alpha
+        factor = scipy.linalg.cho_factor(kernel, lower=True, overwrite_a=True, check_finite=False)
+        self.dual_ = scipy.linalg.cho_solve(factor, target - self.offset_, check_finite=False)
+        self.sparse_coef_ = weight * np.asarray(design.T @ self.dual_) if weight > 0 else np.empty(0)
         return self
 
-    def predict(self, inputs: np.ndarray) -> np.ndarray:
-        """log1p(price) for rows of an input matrix from `inputs`."""
-        return np.asarray(self.model_.predict(inputs.astype(np.float64)), dtype=np.float64) + self.offset_
+    def predict(self, inputs: np.ndarray, features: sp.csr_matrix) -> np.ndarray:
+        """log1p(price) for rows given by their `inputs` matrix and sparse design rows."""
+        predicted = _rbf(np.asarray(inputs, dtype=np.float64), self.train_inputs_, self.gamma_) @ self.dual_
+        if self.sparse_coef_.size:
+            predicted += features @ self.sparse_coef_
+        return np.asarray(predicted + self.offset_, dtype=np.float64)
