@@ -26,6 +26,8 @@ from pricewise.features.text import ListingFields
 
 _CONDITIONS = ("1", "2", "3", "4", "5")
 _SHIPPING = ("0", "1")
+# Rows of the sparse Gram matrix computed at once: bounds the sparse product's memory to a slice of the kernel.
+_GRAM_BLOCK_ROWS = 2048
 
 
 @dataclass(frozen=True)
@@ -62,11 +64,21 @@ class EmbeddingParams:
 
 
 def _rbf(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
-    """exp(-gamma * |a_i - b_j|^2) for every pair of rows (float64)."""
-    squared: np.ndarray = (a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2.0 * (a @ b.T)
-    np.maximum(squared, 0.0, out=squared)  # rounding can make a distance a hair below zero
-    squared *= -gamma
-    return np.asarray(np.exp(squared, out=squared))
+    """exp(-gamma * |a_i - b_j|^2) for every pair of rows (float64), computed in place in one (n x m) array."""
+    kernel: np.ndarray = a @ b.T
+    kernel *= -2.0
+    kernel += (a * a).sum(axis=1)[:, None]
+    kernel += (b * b).sum(axis=1)[None, :]
+    np.maximum(kernel, 0.0, out=kernel)  # rounding can make a distance a hair below zero
+    kernel *= -gamma
+    return np.asarray(np.exp(kernel, out=kernel))
+
+
+def _add_gram(kernel: np.ndarray, design: sp.csr_matrix, weight: float) -> None:
+    """kernel += weight * design @ design.T, a block of rows at a time (the product of one-hot rows is dense)."""
+    for start in range(0, design.shape[0], _GRAM_BLOCK_ROWS):
+        block = design[start : start + _GRAM_BLOCK_ROWS]
+        kernel[start : start + block.shape[0]] += weight * (block @ design.T).toarray()
 
 
 class EmbeddingKernelRidge:
@@ -122,7 +134,7 @@ class EmbeddingKernelRidge:
         weight = self.params.sparse_weight
         design = sp.csr_matrix(features, dtype=np.float64)
         if weight > 0:
-            kernel += weight * (design @ design.T).toarray()
+            _add_gram(kernel, design, weight)
         kernel[np.diag_indices_from(kernel)] += self.params.alpha
         factor = scipy.linalg.cho_factor(kernel, lower=True, overwrite_a=True, check_finite=False)
         self.dual_ = scipy.linalg.cho_solve(factor, target - self.offset_, check_finite=False)
