@@ -107,6 +107,7 @@ def main() -> None:
     price = frame["price"].to_numpy(dtype=float)
     scored = {k: np.full((len(frame), 3), np.nan) for k in kinds}  # price, low, high per listing
     per_fold: dict[str, list[float]] = {k: [] for k in kinds}
+    fold_coverage: dict[str, list[float]] = {k: [] for k in kinds}
     seconds: dict[str, float] = dict.fromkeys(kinds, 0.0)
     for test_fold in range(args.folds):
         data = fold_data(frame, folds, test_fold, args.folds)
@@ -120,8 +121,9 @@ def main() -> None:
             out = suggester.suggest(data.test.frame)
             scored[kind][rows] = out[["price", "low", "high"]].to_numpy(dtype=float)
             per_fold[kind].append(figures["rmsle"])
+            fold_coverage[kind].append(figures["coverage"])
             seconds[kind] += fit_seconds
-            line.append(f"{kind} {figures['rmsle']:.4f}")
+            line.append(f"{kind} {figures['rmsle']:.4f} (coverage {figures['coverage']:.3f})")
         print(", ".join(line), flush=True)
 
     print(f"\npooled over all {len(frame)} listings, each scored by models that never saw it")
@@ -138,6 +140,8 @@ def main() -> None:
             "rmsle_ci_high": ci[1],
             "fold_rmsle_mean": float(np.mean(per_fold[kind])),
             "fold_rmsle_sd": float(np.std(per_fold[kind], ddof=1)),
+            "fold_coverage_min": float(np.min(fold_coverage[kind])),
+            "fold_coverage_max": float(np.max(fold_coverage[kind])),
             "shipped_split_rmsle": per_fold[kind][-1] if args.folds == 10 else float("nan"),
             "fit_seconds": seconds[kind],
         }
@@ -146,6 +150,11 @@ def main() -> None:
             f"{kind:10s} {r['rmsle']:7.4f} {ci[0]:7.4f}-{ci[1]:.4f} {r['fold_rmsle_mean']:9.4f} "
             f"{r['fold_rmsle_sd']:7.4f} {r['mae']:7.2f} {r['coverage']:8.3f} {r['relative_width']:6.3f} "
             f"{r['fit_seconds']:7.0f} {per_fold[kind][-1]:9.4f}"
+        )
+    for kind in kinds:
+        print(
+            f"{kind}: coverage per fold {report[kind]['fold_coverage_min']:.3f}-"
+            f"{report[kind]['fold_coverage_max']:.3f} (stated {config.train.coverage})"
         )
     if "main" in kinds:
         for other in (k for k in kinds if k != "main"):
