@@ -11,18 +11,26 @@ from sklearn.metrics.pairwise import rbf_kernel
 from pricewise.models import EmbeddingKernelRidge, EmbeddingParams
 
 
-def problem(seed: int = 0) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray, np.ndarray, sp.csr_matrix]:
-    """Dense RBF inputs and sparse design rows for 80 training and 15 new rows, and training targets."""
+def problem(
+    seed: int = 0, n_train: int = 80
+) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray, np.ndarray, sp.csr_matrix]:
+    """Dense RBF inputs and sparse design rows for n_train training and 15 new rows, and training targets."""
     rng = np.random.default_rng(seed)
-    dense = rng.normal(size=(95, 6)).astype(np.float32)
-    design = sp.random(95, 40, density=0.15, format="csr", random_state=seed, dtype=np.float64)
-    target = 2.5 + dense[:80, 0] + np.asarray(design[:80].sum(axis=1)).ravel() + rng.normal(0, 0.1, 80)
-    return dense[:80], design[:80], target, dense[80:], design[80:]
+    n = n_train + 15
+    dense = rng.normal(size=(n, 6)).astype(np.float32)
+    design = sp.random(n, 40, density=0.15, format="csr", random_state=seed, dtype=np.float64)
+    signal = dense[:n_train, 0] + np.asarray(design[:n_train].sum(axis=1)).ravel()
+    target = 2.5 + signal + rng.normal(0, 0.1, n_train)
+    return dense[:n_train], design[:n_train], target, dense[n_train:], design[n_train:]
 
 
-@pytest.mark.parametrize("sparse_weight", [0.0, 0.2, 1.5])
-def test_predicts_what_kernel_ridge_on_the_summed_kernel_predicts(sparse_weight: float) -> None:
-    inputs, design, target, new_inputs, new_design = problem()
+@pytest.mark.parametrize(
+    ("sparse_weight", "n_train"),
+    # 2,500 rows: the Gram matrix is added in several blocks of rows.
+    [(0.0, 80), (0.2, 80), (1.5, 80), (0.2, 2500)],
+)
+def test_predicts_what_kernel_ridge_on_the_summed_kernel_predicts(sparse_weight: float, n_train: int) -> None:
+    inputs, design, target, new_inputs, new_design = problem(n_train=n_train)
     params = EmbeddingParams(enabled=True, alpha=0.4, gamma=0.8, sparse_weight=sparse_weight)
     model = EmbeddingKernelRidge(params).fit(inputs, design, target)
     gamma = 0.8 / len(params.texts)
