@@ -63,12 +63,20 @@ class EmbeddingParams:
             raise ValueError("embedding.alpha and embedding.gamma must be positive, sparse_weight at least 0")
 
 
-def _rbf(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
-    """exp(-gamma * |a_i - b_j|^2) for every pair of rows (float64), computed in place in one (n x m) array."""
+def _squared_norms(rows: np.ndarray) -> np.ndarray:
+    """|row|^2 of every row (float64)."""
+    return np.asarray(np.einsum("ij,ij->i", rows, rows), dtype=np.float64)
+
+
+def _rbf(a: np.ndarray, b: np.ndarray, gamma: float, b_norms: np.ndarray) -> np.ndarray:
+    """exp(-gamma * |a_i - b_j|^2) for every pair of rows (float64), computed in place in one (n x m) array.
+
+    b_norms are b's squared row norms: the training rows' are computed once at fit, not at every prediction.
+    """
     kernel: np.ndarray = a @ b.T
     kernel *= -2.0
-    kernel += (a * a).sum(axis=1)[:, None]
-    kernel += (b * b).sum(axis=1)[None, :]
+    kernel += _squared_norms(a)[:, None]
+    kernel += b_norms[None, :]
     np.maximum(kernel, 0.0, out=kernel)  # rounding can make a distance a hair below zero
     kernel *= -gamma
     return np.asarray(np.exp(kernel, out=kernel))
@@ -94,6 +102,7 @@ class EmbeddingKernelRidge:
         self.encoders = {text: SentenceEncoder(max_tokens=TEXTS[text][1]) for text in params.texts}
         self.gamma_ = params.gamma / len(params.texts)
         self.train_inputs_: np.ndarray = np.empty((0, 0))
+        self.train_norms_: np.ndarray = np.empty(0)
         self.dual_: np.ndarray = np.empty(0)
         self.sparse_coef_: np.ndarray = np.empty(0)
         self.offset_ = 0.0
@@ -107,6 +116,7 @@ class EmbeddingKernelRidge:
             self.train_inputs_ = np.asarray(legacy.X_fit_, dtype=np.float64)
             self.dual_ = np.asarray(legacy.dual_coef_, dtype=np.float64)
             self.sparse_coef_ = np.empty(0)
+            self.train_norms_ = _squared_norms(self.train_inputs_)
 
     def inputs(self, fields: ListingFields) -> np.ndarray:
         """The RBF kernel's input matrix for normalised listing fields (float32, one row per listing)."""
@@ -130,7 +140,8 @@ class EmbeddingKernelRidge:
         target = np.asarray(log_price, dtype=np.float64)
         self.offset_ = float(target.mean())
         self.train_inputs_ = np.asarray(inputs, dtype=np.float64)
-        kernel = _rbf(self.train_inputs_, self.train_inputs_, self.gamma_)
+        self.train_norms_ = _squared_norms(self.train_inputs_)
+        kernel = _rbf(self.train_inputs_, self.train_inputs_, self.gamma_, self.train_norms_)
         weight = self.params.sparse_weight
         design = sp.csr_matrix(features, dtype=np.float64)
         if weight > 0:
@@ -143,7 +154,8 @@ class EmbeddingKernelRidge:
 
     def predict(self, inputs: np.ndarray, features: sp.csr_matrix) -> np.ndarray:
         """log1p(price) for rows given by their `inputs` matrix and sparse design rows."""
-        predicted = _rbf(np.asarray(inputs, dtype=np.float64), self.train_inputs_, self.gamma_) @ self.dual_
+        rows = np.asarray(inputs, dtype=np.float64)
+        predicted = _rbf(rows, self.train_inputs_, self.gamma_, self.train_norms_) @ self.dual_
         if self.sparse_coef_.size:
             predicted += features @ self.sparse_coef_
         return np.asarray(predicted + self.offset_, dtype=np.float64)
