@@ -82,8 +82,15 @@ class Load:
 
 
 def _worker_pids(master_pid: int) -> list[int]:
-    children = psutil.Process(master_pid).children()
-    return [c.pid for c in children if any("spawn_main" in part for part in c.cmdline())]
+    """The live worker processes of a uvicorn master (a child that already exited is not one)."""
+    workers = []
+    for child in psutil.Process(master_pid).children():
+        try:
+            if any("spawn_main" in part for part in child.cmdline()):
+                workers.append(child.pid)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue
+    return workers
 
 
 @contextmanager
