@@ -26,9 +26,9 @@ import pandas as pd
 import yaml
 from bench_ingest_validate import run_step
 
-from pricewise import registry, tracking
-from pricewise.serving.prediction_log import PredictionLog, default_url
 from pricewise.settings import Settings
+from pricewise.store import registry, tracking
+from pricewise.store.prediction_log import PredictionLog, default_url
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "mercari"

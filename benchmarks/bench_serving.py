@@ -32,12 +32,12 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from pricewise import tracking
-from pricewise.registry import load_suggester
-from pricewise.serving.comparables import ComparablesIndex
+from pricewise.models.comparables import ComparablesIndex
+from pricewise.models.suggester import PriceSuggester
 from pricewise.serving.schemas import EXAMPLE_LISTING
 from pricewise.settings import Settings
-from pricewise.suggester import PriceSuggester
+from pricewise.store import tracking
+from pricewise.store.registry import load_suggester
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pricewise import metrics, split
+from pricewise import split
+from pricewise.columns import FEATURE_COLUMNS, Split, TrainingData
 from pricewise.config import load_config
-from pricewise.dataset import FEATURE_COLUMNS, Split, TrainingData
-from pricewise.model_params import build_model
-from pricewise.models import RulesBaseline
+from pricewise.models import RulesBaseline, metrics
+from pricewise.models.hyperparams import build_model
 from pricewise.train import fit_and_score
 
 ROOT = Path(__file__).resolve().parents[1]

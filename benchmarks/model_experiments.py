@@ -15,15 +15,16 @@ import pandas as pd
 import psutil
 from sklearn.linear_model import Ridge
 
+from pricewise.columns import FEATURE_COLUMNS
 from pricewise.config import load_config
-from pricewise.features import RAW_COLUMNS, SparseFeatureBuilder
-from pricewise.model_params import main_model_params
 from pricewise.models import (
     ConformalPriceRanges,
     RulesBaseline,
     SparseTextEnsemble,
     SparseTextEnsembleParams,
 )
+from pricewise.models.features import SparseFeatureBuilder
+from pricewise.models.hyperparams import main_model_params
 from pricewise.models.ranges import coverage_and_width
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,7 +127,7 @@ def main() -> None:
     raw = raw[raw["price"] > 0].reset_index(drop=True)
     splits = raw["train_id"].map(split_of)
     parts = {name: raw[splits == name].reset_index(drop=True) for name in ("train", "valid", "test")}
-    frames = {name: part[list(RAW_COLUMNS)] for name, part in parts.items()}
+    frames = {name: part[list(FEATURE_COLUMNS)] for name, part in parts.items()}
     target = {name: np.log1p(part["price"].to_numpy(dtype=np.float64)) for name, part in parts.items()}
     print(f"data {args.data}: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
 
@@ -241,7 +242,7 @@ def scale_up(parts: dict[str, pd.DataFrame], n_rows: int, params: SparseTextEnse
     valid = perturb(parts["valid"], max(n_rows // 8, 1), seed=2)
     big_target = np.log1p(big["price"].to_numpy(dtype=np.float64))
     valid_target = np.log1p(valid["price"].to_numpy(dtype=np.float64))
-    frame, valid_frame = big[list(RAW_COLUMNS)], valid[list(RAW_COLUMNS)]
+    frame, valid_frame = big[list(FEATURE_COLUMNS)], valid[list(FEATURE_COLUMNS)]
     model, seconds, memory = measured(
         lambda: SparseTextEnsemble(params).fit(frame, big_target, valid_frame, valid_target)
     )

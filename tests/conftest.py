@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from pricewise.cli import app
+from pricewise.columns import PRICED_COLUMNS
 from pricewise.settings import Settings
-from pricewise.sources import PRICED_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "mercari"

@@ -20,8 +20,8 @@ import httpx
 import pytest
 import yaml
 
-from pricewise.serving.prediction_log import PredictionLog, default_url
 from pricewise.settings import Settings
+from pricewise.store.prediction_log import PredictionLog, default_url
 from tests.conftest import REPO, Workspace, make_workspace
 
 ADMIN_TOKEN = "test-admin-token"

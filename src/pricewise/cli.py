@@ -166,7 +166,7 @@ def split_command(ctx: typer.Context) -> None:
 @data_app.command("status")
 def status_command(ctx: typer.Context) -> None:
     """Show batches, row counts, accepted/rejected and the last validation result."""
-    from pricewise import status  # noqa: PLC0415 - see module docstring
+    from pricewise.store import status  # noqa: PLC0415 - see module docstring
 
     c = _context(ctx)
     result = guarded(lambda: status.run(c.settings))
@@ -185,10 +185,10 @@ def status_command(ctx: typer.Context) -> None:
 @data_app.command("download")
 def download_command(ctx: typer.Context) -> None:
     """Fetch train.tsv.7z from Kaggle (needs the kaggle extra and credentials)."""
-    from pricewise import download  # noqa: PLC0415 - see module docstring
+    from pricewise.inputs import kaggle  # noqa: PLC0415 - see module docstring
 
     c = _context(ctx)
-    for path in guarded(lambda: download.run(c.settings)):
+    for path in guarded(lambda: kaggle.run(c.settings)):
         typer.echo(f"downloaded {path}; next: pricewise ingest {path}")
 
 
@@ -254,7 +254,7 @@ def evaluate_command(
 @app.command("promote")
 def promote_command(ctx: typer.Context) -> None:
     """Promote the challenger to champion if it passes the gate; record the decision either way."""
-    from pricewise import registry  # noqa: PLC0415 - see module docstring
+    from pricewise.store import registry  # noqa: PLC0415 - see module docstring
 
     c = _context(ctx)
     decision = guarded(lambda: registry.promote(c.config(), c.settings))
@@ -265,7 +265,7 @@ def promote_command(ctx: typer.Context) -> None:
 @app.command("rollback")
 def rollback_command(ctx: typer.Context) -> None:
     """Restore the previous champion in one step."""
-    from pricewise import registry  # noqa: PLC0415 - see module docstring
+    from pricewise.store import registry  # noqa: PLC0415 - see module docstring
 
     c = _context(ctx)
     decision = guarded(lambda: registry.rollback(c.config(), c.settings))

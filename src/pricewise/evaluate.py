@@ -15,11 +15,12 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from mlflow import MlflowClient
 
-from pricewise import dataset, metrics, tracking
 from pricewise.config import Config
 from pricewise.errors import PricewiseError
-from pricewise.registry import CHALLENGER, CHAMPION, load_suggester, version_by_alias
+from pricewise.models import metrics
 from pricewise.settings import Settings
+from pricewise.store import tracking, training_data
+from pricewise.store.registry import CHALLENGER, CHAMPION, load_suggester, version_by_alias
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def run(config: Config, settings: Settings, model_uri: str | None = None) -> Eva
     tracking.configure(settings)
     uri = _resolve_uri(config, model_uri)
     suggester = load_suggester(uri)
-    test = dataset.load(settings, config.train.min_rows_per_split).test
+    test = training_data.load(settings, config.train.min_rows_per_split).test
     scored = suggester.suggest(test.frame)
     scored["actual"] = test.price
     scored["top_category"] = (

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import duckdb
 
-from pricewise import warehouse
+from pricewise.columns import FIELD_COLUMNS
 from pricewise.config import Config
 from pricewise.errors import InputFileError
+from pricewise.inputs.listing_files import TableSource, open_sources
 from pricewise.settings import Settings
-from pricewise.sources import FIELD_COLUMNS, TableSource, open_sources
+from pricewise.store import warehouse
 
 logger = logging.getLogger(__name__)
 

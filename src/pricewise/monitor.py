@@ -35,12 +35,13 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from sqlalchemy import func, select
 
-from pricewise import metrics, registry, tracking, warehouse
 from pricewise.config import Config
 from pricewise.errors import PricewiseError
-from pricewise.serving.prediction_log import PredictionLog, default_url
+from pricewise.models import metrics
+from pricewise.models.suggester import PriceSuggester
 from pricewise.settings import Settings
-from pricewise.suggester import PriceSuggester
+from pricewise.store import registry, tracking, warehouse
+from pricewise.store.prediction_log import PredictionLog, default_url
 
 logger = logging.getLogger(__name__)
 

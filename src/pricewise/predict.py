@@ -19,14 +19,15 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from pricewise import ingest, tracking, validate, warehouse
+from pricewise import ingest, validate
+from pricewise.columns import FEATURE_COLUMNS
 from pricewise.config import Config
-from pricewise.dataset import FEATURE_COLUMNS
 from pricewise.errors import PricewiseError
-from pricewise.registry import CHAMPION, load_suggester
+from pricewise.inputs.listing_files import open_sources
+from pricewise.models.suggester import PriceSuggester
 from pricewise.settings import Settings
-from pricewise.sources import open_sources
-from pricewise.suggester import PriceSuggester
+from pricewise.store import tracking, warehouse
+from pricewise.store.registry import CHAMPION, load_suggester
 
 logger = logging.getLogger(__name__)
 

@@ -28,11 +28,12 @@ from typing import Any, Literal
 
 from sqlalchemy import select
 
-from pricewise import ingest, monitor, registry, train, validate, warehouse
+from pricewise import ingest, monitor, train, validate
+from pricewise.columns import PRICED_COLUMNS
 from pricewise.config import Config
 from pricewise.errors import PricewiseError
 from pricewise.settings import Settings
-from pricewise.sources import PRICED_COLUMNS
+from pricewise.store import registry, warehouse
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from pricewise import warehouse
 from pricewise.config import Config, SplitConfig
 from pricewise.settings import Settings
+from pricewise.store import warehouse
 
 logger = logging.getLogger(__name__)
 

@@ -21,15 +21,16 @@ from mlflow import MlflowClient
 from mlflow.data.pandas_dataset import from_pandas
 
 import pricewise
-from pricewise import dataset, metrics, tracking
 from pricewise.config import Config
 from pricewise.errors import PricewiseError
-from pricewise.model_params import build_model
+from pricewise.models import metrics
 from pricewise.models.baseline import RulesBaseline
+from pricewise.models.hyperparams import build_model
 from pricewise.models.ranges import ConformalPriceRanges
-from pricewise.registry import CHALLENGER, CHAMPION
+from pricewise.models.suggester import PriceSuggester, signature
 from pricewise.settings import Settings
-from pricewise.suggester import PriceSuggester, signature
+from pricewise.store import tracking, training_data
+from pricewise.store.registry import CHALLENGER, CHAMPION
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _log_datasets(data: dataset.TrainingData, settings: Settings) -> None:
+def _log_datasets(data: training_data.TrainingData, settings: Settings) -> None:
     source = str(settings.warehouse.resolve())
     for name in ("train", "valid", "test"):
         part = getattr(data, name)
@@ -96,7 +97,7 @@ def _requirements(model: Any) -> list[str]:
 
 
 def fit_and_score(
-    model: Any, data: dataset.TrainingData, coverage: float
+    model: Any, data: training_data.TrainingData, coverage: float
 ) -> tuple[PriceSuggester, dict[str, float], float]:
     """Fit on train, calibrate ranges on held-out rows, score on test.
 
@@ -125,7 +126,7 @@ def fit_and_score(
     return suggester, figures, fit_seconds
 
 
-def _log_model(suggester: PriceSuggester, data: dataset.TrainingData, registered_model: str) -> str:
+def _log_model(suggester: PriceSuggester, data: training_data.TrainingData, registered_model: str) -> str:
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=suggester,
@@ -139,7 +140,12 @@ def _log_model(suggester: PriceSuggester, data: dataset.TrainingData, registered
 
 
 def _train_one(
-    kind: str, model: Any, data: dataset.TrainingData, config: Config, params: dict[str, Any], registered: str
+    kind: str,
+    model: Any,
+    data: training_data.TrainingData,
+    config: Config,
+    params: dict[str, Any],
+    registered: str,
 ) -> ModelOutcome:
     parent = mlflow.active_run()
     experiment = parent.info.experiment_id if parent else None
@@ -171,7 +177,7 @@ def run(config: Config, settings: Settings) -> TrainResult:
     Raises:
         PricewiseError: No usable training data, bad hyperparameters, or MLflow is unreachable.
     """
-    data = dataset.load(settings, config.train.min_rows_per_split)
+    data = training_data.load(settings, config.train.min_rows_per_split)
     params = resolve_params(config, settings)
     try:
         main_model = build_model(params, seed=config.train.seed)

@@ -17,11 +17,12 @@ import mlflow
 import numpy as np
 from hyperopt import STATUS_OK, Trials, fmin, hp, space_eval, tpe
 
-from pricewise import dataset, metrics, tracking
 from pricewise.config import Config, SearchDimension
 from pricewise.errors import PricewiseError
-from pricewise.model_params import build_model
+from pricewise.models import metrics
+from pricewise.models.hyperparams import build_model
 from pricewise.settings import Settings
+from pricewise.store import tracking, training_data
 from pricewise.train import tuned_params_path
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def run(config: Config, settings: Settings, max_evals: int | None = None) -> Tun
     """
     if not config.tune.space:
         raise PricewiseError("tune.space in the config is empty: name the hyperparameters to search")
-    data = dataset.load(settings, config.train.min_rows_per_split)
+    data = training_data.load(settings, config.train.min_rows_per_split)
     base = dict(config.train.params)
     tracking.configure(settings)
     experiment = tracking.experiment_id(settings, config.train.experiment)

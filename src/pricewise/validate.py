@@ -19,23 +19,23 @@ from typing import Any, Literal
 import duckdb
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from pricewise import split, warehouse
+from pricewise import split
+from pricewise.columns import OPTIONAL_COLUMNS, TEXT_COLUMNS
 from pricewise.config import Config, Threshold, ValidateConfig
 from pricewise.errors import PricewiseError
 from pricewise.settings import Settings
+from pricewise.store import warehouse
 
 logger = logging.getLogger(__name__)
 
 Status = Literal["pass", "warn", "fail"]
 STATUS_ORDER: dict[Status, int] = {"pass": 0, "warn": 1, "fail": 2}
-NULLABLE_COLUMNS = ("category_name", "brand_name", "item_description")
 # Control characters other than tab and newlines, and U+FFFD (what a decoder leaves for bytes it could not read).
 BROKEN_TEXT = r"[\x{00}-\x{08}\x{0B}\x{0C}\x{0E}-\x{1F}\x{7F}\x{FFFD}]"
 # UTF-8 read as cp1252 ("mojibake"): 'Ã©' for 'é', 'Â®' for '®', 'â„¢' for '™'. A lead character followed by
 # what cp1252 shows for a UTF-8 continuation byte (0x80-0xBF).
 _CONTINUATION = r"[\x{80}-\x{BF}€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ]"
 MOJIBAKE = rf"[ÂÃ]{_CONTINUATION}|â{_CONTINUATION}{_CONTINUATION}"
-TEXT_COLUMNS = ("name", "category_name", "brand_name", "item_description")
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> Any:
 
 def _profile(con: duckdb.DuckDBPyConnection, batch_id: str) -> dict[str, Any]:
     """Summary of a batch's accepted rows that later batches are compared with."""
-    null_shares = ", ".join(f"avg(CASE WHEN {c} IS NULL THEN 1.0 ELSE 0.0 END)" for c in NULLABLE_COLUMNS)
+    null_shares = ", ".join(f"avg(CASE WHEN {c} IS NULL THEN 1.0 ELSE 0.0 END)" for c in OPTIONAL_COLUMNS)
     row = con.execute(
         f"""
         SELECT count(*), {null_shares},
@@ -215,7 +215,7 @@ def _profile(con: duckdb.DuckDBPyConnection, batch_id: str) -> dict[str, Any]:
     return {
         "rows": int(row[0]),
         "null_share": {
-            c: float(v) if v is not None else 0.0 for c, v in zip(NULLABLE_COLUMNS, row[1:4], strict=True)
+            c: float(v) if v is not None else 0.0 for c, v in zip(OPTIONAL_COLUMNS, row[1:4], strict=True)
         },
         "priced_rows": int(row[4]),
         "mean_log_price": float(row[5]) if row[5] is not None else None,
@@ -279,7 +279,7 @@ def _batch_checks(
     if reference is None or reference[0] == batch_id:
         return result
     ref_id, ref = reference
-    for column in NULLABLE_COLUMNS:
+    for column in OPTIONAL_COLUMNS:
         ours, theirs = profile["null_share"][column], ref["null_share"][column]
         result.append(
             _threshold_check(

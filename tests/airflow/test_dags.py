@@ -22,8 +22,8 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from pricewise import warehouse
 from pricewise.settings import Settings
+from pricewise.store import warehouse
 from tests.conftest import REPO, TRAIN_SAMPLE, listing_row, write_table
 from tests.serving_conftest import light_config_text
 

@@ -18,8 +18,8 @@ import py7zr
 import pytest
 from typer.testing import Result
 
-from pricewise import warehouse
 from pricewise.settings import Settings
+from pricewise.store import warehouse
 from tests.conftest import PRICED_HEADER, listing_row, write_table
 
 pytestmark = pytest.mark.integration

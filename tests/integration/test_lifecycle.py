@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from pricewise import warehouse
 from pricewise.settings import Settings
+from pricewise.store import warehouse
 from tests.conftest import REPO, TEST_SAMPLE, Workspace, listing_row, make_workspace, write_table
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from pricewise import warehouse
 from pricewise.settings import Settings
+from pricewise.store import warehouse
 from tests.conftest import TRAIN_SAMPLE, Workspace
 from tests.serving_conftest import Server, browser, serving_workspace, start_server
 

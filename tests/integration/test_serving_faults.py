@@ -17,7 +17,7 @@ import psutil
 import pytest
 from mlflow import MlflowClient
 
-from pricewise import tracking
+from pricewise.store import tracking
 from tests.conftest import Workspace, make_workspace
 from tests.serving_conftest import (
     ADMIN_TOKEN,

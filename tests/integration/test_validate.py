@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import Result
 
-from pricewise import warehouse
 from pricewise.settings import Settings
+from pricewise.store import warehouse
 from tests.conftest import listing_row, write_table
 
 pytestmark = pytest.mark.integration

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricewise import behaviour
 from pricewise.config import BehaviourConfig
-from pricewise.dataset import load
-from pricewise.registry import load_suggester
-from pricewise.suggester import PriceSuggester
+from pricewise.models import behaviour
+from pricewise.models.suggester import PriceSuggester
+from pricewise.store.registry import load_suggester
+from pricewise.store.training_data import load
 from tests.conftest import Workspace
 
 pytestmark = pytest.mark.model

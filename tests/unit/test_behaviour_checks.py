@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pricewise import behaviour
 from pricewise.config import BehaviourConfig
+from pricewise.models import behaviour
 
 SAMPLE = pd.DataFrame(
     {

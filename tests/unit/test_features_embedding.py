@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricewise.features.embedding import (
+from pricewise.models.features.embedding import (
     EMBEDDING_DIM,
     SHARED_CACHE,
     EmbeddingCache,
@@ -17,7 +17,7 @@ from pricewise.features.embedding import (
     brand_category_name,
     name_description,
 )
-from pricewise.features.text import listing_fields
+from pricewise.models.features.text import listing_fields
 
 TEXTS = [
     "nike | men/shoes/athletic | air max 90 size 10",

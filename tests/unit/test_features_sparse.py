@@ -13,8 +13,8 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.preprocessing import normalize
 
-from pricewise.features import FeatureParams, SparseFeatureBuilder, normalize_listings, normalize_text
-from pricewise.features.sparse import ROW_PATH_MAX_ROWS, HashedTfidf
+from pricewise.models.features import FeatureParams, SparseFeatureBuilder, normalize_listings, normalize_text
+from pricewise.models.features.sparse import ROW_PATH_MAX_ROWS, HashedTfidf
 
 CATEGORICAL = ["brand", "category", "category_top", "condition", "shipping"]
 WORDS = [

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricewise.features import FeatureParams, SparseFeatureBuilder, normalize_listings, normalize_text
+from pricewise.models.features import FeatureParams, SparseFeatureBuilder, normalize_listings, normalize_text
 
 
 def listings() -> pd.DataFrame:

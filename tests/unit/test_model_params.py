@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pricewise.model_params import main_model_params
+from pricewise.models.hyperparams import main_model_params
 
 
 def test_flat_and_dotted_keys_set_the_typed_params() -> None:

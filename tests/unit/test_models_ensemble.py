@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from pricewise.features import FeatureParams
 from pricewise.models import (
     EmbeddingKernelRidge,
     EmbeddingParams,
@@ -16,6 +15,7 @@ from pricewise.models import (
     SparseTextEnsemble,
     SparseTextEnsembleParams,
 )
+from pricewise.models.features import FeatureParams
 from pricewise.models.sparse_mlp import NUMPY_MAX_ROWS
 
 BRANDS = ["Nike", "Apple", "Coach", None]
@@ -233,8 +233,8 @@ def test_embedding_component_is_left_out_above_its_row_limit(caplog: pytest.LogC
 
 def test_only_a_model_that_runs_the_encoder_is_priced_off_the_event_loop(fitted: SparseTextEnsemble) -> None:
     from pricewise.models import ConformalPriceRanges
-    from pricewise.serving.model_source import ServedModel
-    from pricewise.suggester import PriceSuggester
+    from pricewise.models.suggester import PriceSuggester
+    from pricewise.serving.model_holder import ServedModel
 
     def served(model: SparseTextEnsemble) -> ServedModel:
         suggester = PriceSuggester(model=model, ranges=ConformalPriceRanges(0.8), kind="SparseTextEnsemble")

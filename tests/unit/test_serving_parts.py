@@ -21,10 +21,10 @@ from pricewise.serving.batching import BatcherStoppedError, MicroBatcher
 from pricewise.serving.limits import check_listings, patch_openapi
 from pricewise.serving.middleware import BodySizeLimit
 from pricewise.serving.observability import EcsJsonFormatter
-from pricewise.serving.prediction_log import LoggedSuggestion, PredictionLog
 from pricewise.serving.routes import admin_token
 from pricewise.serving.schemas import FeedbackRequest, Listing
 from pricewise.settings import Settings
+from pricewise.store.prediction_log import LoggedSuggestion, PredictionLog
 
 LISTING: dict[str, Any] = {"name": "Blue dress", "item_condition_id": 3, "shipping": 0}
 

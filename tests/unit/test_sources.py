@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from pricewise.columns import PRICED_COLUMNS, UNPRICED_COLUMNS
 from pricewise.errors import InputFileError
-from pricewise.sources import PRICED_COLUMNS, UNPRICED_COLUMNS, classify_columns
+from pricewise.inputs.listing_files import classify_columns
 
 
 def test_kaggle_headers_are_recognised() -> None:

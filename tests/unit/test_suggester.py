@@ -4,15 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricewise.dataset import FEATURE_COLUMNS
-from pricewise.features import FeatureParams
+from pricewise.columns import FEATURE_COLUMNS
 from pricewise.models import (
     ConformalPriceRanges,
     SparseMLPParams,
     SparseTextEnsemble,
     SparseTextEnsembleParams,
 )
-from pricewise.suggester import PriceSuggester, clean_input, clean_records
+from pricewise.models.features import FeatureParams
+from pricewise.models.suggester import PriceSuggester, clean_input, clean_records
 
 
 def reference_clean(frame: pd.DataFrame) -> pd.DataFrame:

@@ -7,7 +7,7 @@ from typing import Self
 import numpy as np
 import pandas as pd
 
-from pricewise.features.text import Listings, normalize_listings
+from pricewise.models.features.text import Listings, normalize_listings
 
 # Most specific grouping first; each prediction uses the first level whose group is large enough.
 _LEVELS: tuple[tuple[str, ...], ...] = (

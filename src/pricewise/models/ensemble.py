@@ -14,8 +14,8 @@ import scipy.sparse as sp
 from scipy.optimize import nnls
 from sklearn.linear_model import Ridge
 
-from pricewise.features.sparse import FeatureParams, SparseFeatureBuilder
-from pricewise.features.text import Listings, listing_fields
+from pricewise.models.features.sparse import FeatureParams, SparseFeatureBuilder
+from pricewise.models.features.text import Listings, listing_fields
 from pricewise.models.kernel import EmbeddingKernelRidge, EmbeddingParams
 from pricewise.models.sparse_mlp import SparseMLPParams, SparseMLPRegressor
 

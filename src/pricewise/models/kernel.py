@@ -21,8 +21,8 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from pricewise.features.embedding import TEXTS, SentenceEncoder
-from pricewise.features.text import ListingFields
+from pricewise.models.features.embedding import TEXTS, SentenceEncoder
+from pricewise.models.features.text import ListingFields
 
 _CONDITIONS = ("1", "2", "3", "4", "5")
 _SHIPPING = ("0", "1")
@@ -43,7 +43,7 @@ class EmbeddingParams:
         tabular_scale: Weight of the one-hot condition and shipping columns appended to the embeddings.
         sparse_weight: Weight of the linear kernel on the ensemble's sparse design rows, added to the RBF
             kernel; 0 leaves the kernel on embeddings alone.
-        texts: Which texts of a listing are embedded (names in `pricewise.features.embedding.TEXTS`); their
+        texts: Which texts of a listing are embedded (names in `pricewise.models.features.embedding.TEXTS`); their
             embeddings are concatenated, and gamma is divided by their number so the kernel's scale stays put.
     """
 

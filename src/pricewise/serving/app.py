@@ -23,10 +23,10 @@ from pricewise.config import Config, load_config
 from pricewise.serving import limits, monitoring_routes, monitoring_view, routes
 from pricewise.serving.batching import LoopBatcher, MicroBatcher
 from pricewise.serving.middleware import BodySizeLimit, RequestTelemetry
-from pricewise.serving.model_source import ModelHolder
+from pricewise.serving.model_holder import ModelHolder
 from pricewise.serving.observability import Metrics
-from pricewise.serving.prediction_log import PredictionLog, default_url
 from pricewise.settings import Settings, get_settings
+from pricewise.store.prediction_log import PredictionLog, default_url
 
 logger = logging.getLogger(__name__)
 

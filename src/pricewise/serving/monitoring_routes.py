@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 
 from pricewise.config import Config
 from pricewise.serving import monitoring_view
-from pricewise.serving.model_source import ModelHolder
+from pricewise.serving.model_holder import ModelHolder
 from pricewise.serving.routes import model_info
 from pricewise.serving.schemas import MonitoringOverview
 from pricewise.settings import Settings

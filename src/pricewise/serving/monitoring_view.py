@@ -28,9 +28,7 @@ from sqlalchemy import BigInteger, Integer, and_, case, cast, extract, func, sel
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.sql.elements import ColumnElement
 
-from pricewise import warehouse
 from pricewise.errors import PricewiseError
-from pricewise.serving.prediction_log import PredictionLog
 from pricewise.serving.schemas import (
     AccuracyBucket,
     AccuracyByModel,
@@ -48,6 +46,8 @@ from pricewise.serving.schemas import (
     TrafficSection,
 )
 from pricewise.settings import Settings
+from pricewise.store import warehouse
+from pricewise.store.prediction_log import PredictionLog
 
 logger = logging.getLogger(__name__)
 

@@ -23,9 +23,8 @@ from starlette.concurrency import run_in_threadpool
 
 from pricewise.config import Config
 from pricewise.serving import limits
-from pricewise.serving.model_source import ModelHolder, ServedModel
+from pricewise.serving.model_holder import ModelHolder, ServedModel
 from pricewise.serving.observability import Metrics
-from pricewise.serving.prediction_log import LoggedSuggestion, PredictionLog
 from pricewise.serving.schemas import (
     BatchRequest,
     BatchResponse,
@@ -41,6 +40,7 @@ from pricewise.serving.schemas import (
     Suggestion,
 )
 from pricewise.settings import Settings
+from pricewise.store.prediction_log import LoggedSuggestion, PredictionLog
 
 TEMPLATES = Path(__file__).parent / "templates"
 INCLUDE_PATTERN = r"^(explanation|comparables)(,(explanation|comparables))*$"

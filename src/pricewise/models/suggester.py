@@ -15,13 +15,10 @@ from mlflow.models import ModelSignature
 from mlflow.pyfunc.model import PythonModel
 from mlflow.types.schema import ColSpec, Schema
 
-from pricewise.dataset import FEATURE_COLUMNS
-from pricewise.features.text import Listings, text_values
+from pricewise.columns import CODE_COLUMNS, FEATURE_COLUMNS, OPTIONAL_COLUMNS
+from pricewise.models.features.text import Listings, text_values
 
 MIN_PRICE = 1.0
-TEXT_COLUMNS = ("name", "brand_name", "category_name", "item_description")
-OPTIONAL_COLUMNS = ("brand_name", "category_name", "item_description")
-CODE_COLUMNS = ("item_condition_id", "shipping")
 
 
 class LogPriceModel(Protocol):

@@ -27,15 +27,15 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from pricewise import dataset, registry, tracking
 from pricewise.config import Config
 from pricewise.errors import PricewiseError
 from pricewise.models.baseline import RulesBaseline
+from pricewise.models.comparables import ComparablesIndex
+from pricewise.models.explain import Explainer
 from pricewise.models.ranges import ConformalPriceRanges
-from pricewise.serving.comparables import ComparablesIndex
-from pricewise.serving.explain import Explainer
+from pricewise.models.suggester import PriceSuggester
 from pricewise.settings import Settings
-from pricewise.suggester import PriceSuggester
+from pricewise.store import registry, tracking, training_data
 
 logger = logging.getLogger(__name__)
 
@@ -115,9 +115,9 @@ def _read_cache(settings: Settings) -> tuple[Path, dict[str, str | None]] | None
     return (path, meta) if (path / "MLmodel").is_file() else None
 
 
-def _reference(settings: Settings) -> dataset.TrainingData | None:
+def _reference(settings: Settings) -> training_data.TrainingData | None:
     try:
-        return dataset.load(settings, 1)
+        return training_data.load(settings, 1)
     except PricewiseError as exc:
         logger.warning("no training listings for comparables or a fitted baseline: %s", exc)
         return None
@@ -152,7 +152,7 @@ def _assemble(
     version: str | None,
     run_id: str | None,
     source: Source,
-    reference: dataset.TrainingData | None,
+    reference: training_data.TrainingData | None,
 ) -> ServedModel:
     explainer = Explainer.for_model(suggester.model)
     comparables = None

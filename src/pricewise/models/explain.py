@@ -17,9 +17,9 @@ import scipy.sparse as sp
 from sklearn.feature_extraction import FeatureHasher
 from sklearn.linear_model import Ridge
 
-from pricewise.features.sparse import HashedTfidf, SparseFeatureBuilder
-from pricewise.features.text import listing_fields
-from pricewise.suggester import LogPriceModel, clean_input
+from pricewise.models.features.sparse import HashedTfidf, SparseFeatureBuilder
+from pricewise.models.features.text import listing_fields
+from pricewise.models.suggester import LogPriceModel, clean_input
 
 NOTE = (
     "From the model's linear part, fitted on the same features: the effect of each word or attribute of this "

@@ -15,9 +15,9 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
-from pricewise.dataset import TrainingData
-from pricewise.features.sparse import SparseFeatureBuilder
-from pricewise.suggester import LogPriceModel, clean_input
+from pricewise.models.features.sparse import SparseFeatureBuilder
+from pricewise.models.suggester import LogPriceModel, clean_input
+from pricewise.store.training_data import TrainingData
 
 DISPLAY_COLUMNS = ("name", "brand_name", "category_name", "item_condition_id")
 TRANSFORM_CHUNK = 100_000

@@ -11,14 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-RAW_COLUMNS: tuple[str, ...] = (
-    "name",
-    "brand_name",
-    "category_name",
-    "item_condition_id",
-    "shipping",
-    "item_description",
-)
+from pricewise.columns import FEATURE_COLUMNS, TEXT_COLUMNS
 
 # Mercari's form fills this in when the seller typed nothing; it carries no information about the item.
 DESCRIPTION_PLACEHOLDER = "no description yet"
@@ -26,7 +19,6 @@ DESCRIPTION_PLACEHOLDER = "no description yet"
 # Up to this many strings, ASCII text is lower-cased in Python rather than in Arrow (same result, see below).
 _PYTHON_LOWER_MAX_VALUES = 64
 
-_TEXT_FIELDS: tuple[str, ...] = ("name", "brand_name", "category_name", "item_description")
 
 # Listings as a DataFrame, or as columns (name -> one value per listing) when a DataFrame would cost more to
 # build than the features of a single listing; both give the same features.
@@ -98,7 +90,7 @@ def listing_fields(frame: Listings) -> ListingFields:
     """Clean the raw listing fields into the lists the feature builders read.
 
     Args:
-        frame: Raw listings with the columns in ``RAW_COLUMNS`` (see normalize_listings); columns given as a
+        frame: Raw listings with the columns in ``FEATURE_COLUMNS`` (see normalize_listings); columns given as a
             mapping are read as ``pd.DataFrame(frame)`` would hold them.
 
     Returns:
@@ -107,14 +99,14 @@ def listing_fields(frame: Listings) -> ListingFields:
     Raises:
         KeyError: if a raw column is missing.
     """
-    missing = [column for column in RAW_COLUMNS if column not in frame]
+    missing = [column for column in FEATURE_COLUMNS if column not in frame]
     if missing:
         raise KeyError(f"listing frame lacks columns {missing}")
     n_rows = n_listings(frame)
     # One Arrow call for all four text fields: the per-call overhead dominates for a single listing.
-    joined = _normalize_strings([value for field in _TEXT_FIELDS for value in text_values(frame[field])])
+    joined = _normalize_strings([value for field in TEXT_COLUMNS for value in text_values(frame[field])])
     name, brand, category_raw, description_raw = (
-        joined[index * n_rows : (index + 1) * n_rows] for index in range(len(_TEXT_FIELDS))
+        joined[index * n_rows : (index + 1) * n_rows] for index in range(len(TEXT_COLUMNS))
     )
     description = ["" if value == DESCRIPTION_PLACEHOLDER else value for value in description_raw]
     category = [value.replace(" / ", "/") for value in category_raw]
@@ -133,7 +125,7 @@ def normalize_listings(frame: Listings) -> pd.DataFrame:
     """Clean the raw listing fields into the columns the feature builders read.
 
     Args:
-        frame: Raw listings with the columns in ``RAW_COLUMNS``; text may be None/NaN/empty and the two
+        frame: Raw listings with the columns in ``FEATURE_COLUMNS``; text may be None/NaN/empty and the two
             numeric columns may be missing values (they then count as unknown condition / buyer pays).
 
     Returns:
@@ -153,7 +145,7 @@ def normalize_listings(frame: Listings) -> pd.DataFrame:
 
 def n_listings(frame: Listings) -> int:
     """Number of listings in a frame, or in columns given by name."""
-    return len(frame) if isinstance(frame, pd.DataFrame) else len(frame[RAW_COLUMNS[0]])
+    return len(frame) if isinstance(frame, pd.DataFrame) else len(frame[FEATURE_COLUMNS[0]])
 
 
 def _code_to_str(values: pd.Series | Sequence[Any] | np.ndarray) -> list[str]:

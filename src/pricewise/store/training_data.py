@@ -8,11 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pricewise import warehouse
+from pricewise.columns import FEATURE_COLUMNS
 from pricewise.errors import PricewiseError
 from pricewise.settings import Settings
-
-FEATURE_COLUMNS = ("name", "brand_name", "category_name", "item_condition_id", "shipping", "item_description")
+from pricewise.store import warehouse
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
-from pricewise.features.text import ListingFields, Listings, listing_fields, n_listings
+from pricewise.models.features.text import ListingFields, Listings, listing_fields, n_listings
 
 # Hash space before pruning: 4M buckets keeps collisions rare even for the full data's bigram vocabulary,
 # and pruning to the most frequent columns bounds the model size without ever holding a vocabulary dict.
@@ -293,7 +293,7 @@ class SparseFeatureBuilder:
         """Build the two text documents per listing: short (name + brand) and long (everything).
 
         Args:
-            fields: Normalised listing fields (``pricewise.features.text.listing_fields``).
+            fields: Normalised listing fields (``pricewise.models.features.text.listing_fields``).
 
         Returns:
             (name documents, full-text documents), one string per listing each.
@@ -313,7 +313,7 @@ class SparseFeatureBuilder:
         """Learn the vocabulary, IDF weights and category codes from training listings.
 
         Args:
-            frame: Raw listing fields (see ``pricewise.features.text.RAW_COLUMNS``).
+            frame: Raw listing fields (see ``pricewise.models.features.text.FEATURE_COLUMNS``).
 
         Returns:
             self.

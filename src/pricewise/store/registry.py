@@ -17,11 +17,12 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from pricewise import behaviour, dataset, metrics, tracking, warehouse
 from pricewise.config import Config
 from pricewise.errors import PricewiseError
+from pricewise.models import behaviour, metrics
+from pricewise.models.suggester import PriceSuggester
 from pricewise.settings import Settings
-from pricewise.suggester import PriceSuggester
+from pricewise.store import tracking, training_data, warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def _record(settings: Settings, decision: Decision) -> None:
         )
 
 
-def _test_rmsle(suggester: PriceSuggester, test: dataset.Split) -> float:
+def _test_rmsle(suggester: PriceSuggester, test: training_data.Split) -> float:
     return metrics.rmsle(test.price, suggester.suggest(test.frame)["price"].to_numpy())
 
 
@@ -121,7 +122,7 @@ def promote(config: Config, settings: Settings) -> Decision:
         return Decision(
             "unchanged", name, champion, challenger, champion, "the challenger is already champion", {}
         )
-    test = dataset.load(settings, config.train.min_rows_per_split).test
+    test = training_data.load(settings, config.train.min_rows_per_split).test
     candidate = load_suggester(f"models:/{name}/{challenger}")
     checks = behaviour.run_checks(candidate.suggest, test.frame, config.promote.behaviour)
     figures: dict[str, Any] = {

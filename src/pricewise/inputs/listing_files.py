@@ -21,31 +21,11 @@ from typing import IO, Literal
 
 import py7zr
 
+from pricewise.columns import ID_COLUMNS, PRICED_COLUMNS, UNPRICED_COLUMNS
 from pricewise.errors import InputFileError
 
 logger = logging.getLogger(__name__)
 
-PRICED_COLUMNS = (
-    "train_id",
-    "name",
-    "item_condition_id",
-    "category_name",
-    "brand_name",
-    "price",
-    "shipping",
-    "item_description",
-)
-UNPRICED_COLUMNS = (
-    "test_id",
-    "name",
-    "item_condition_id",
-    "category_name",
-    "brand_name",
-    "shipping",
-    "item_description",
-)
-ID_COLUMNS = ("train_id", "test_id", "id")
-FIELD_COLUMNS = ("name", "item_condition_id", "category_name", "brand_name", "shipping", "item_description")
 
 SUPPORTED_SUFFIXES = (".tsv", ".csv", ".txt", ".gz", ".zip", ".7z", ".parquet")
 # Kaggle ships these beside the listings; they hold no listings and are skipped inside archives and folders.

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pricewise.columns import TEXT_COLUMNS
 from pricewise.config import BehaviourConfig
 
 Suggest = Callable[[pd.DataFrame], pd.DataFrame]
-TEXT = ("name", "brand_name", "category_name", "item_description")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def _log(frame: pd.DataFrame) -> np.ndarray:
 def perturb_text(frame: pd.DataFrame) -> pd.DataFrame:
     """The same listings written carelessly: other letter case, doubled and padding whitespace."""
     out = frame.copy()
-    for i, column in enumerate(TEXT):
+    for i, column in enumerate(TEXT_COLUMNS):
         values = out[column].fillna("").astype(str)
         values = values.str.upper() if i % 2 == 0 else values.str.lower()
         out[column] = "  " + values.str.replace(" ", "   ", regex=False) + " \t"

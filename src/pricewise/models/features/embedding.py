@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from tokenizers import Tokenizer
 from torch.nn import functional
 
-from pricewise.features.text import ListingFields
+from pricewise.models.features.text import ListingFields
 
 EMBEDDING_DIM = 384
 _BATCH_ROWS = 64

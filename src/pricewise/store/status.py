@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pricewise import warehouse
 from pricewise.settings import Settings
+from pricewise.store import warehouse
 
 
 @dataclass(frozen=True)

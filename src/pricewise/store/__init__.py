@@ -1,0 +1,1 @@
+"""Everything that reads or writes state: the warehouse, MLflow, the prediction log, the decision tables."""
