@@ -254,10 +254,10 @@ def evaluate_command(
 @app.command("promote")
 def promote_command(ctx: typer.Context) -> None:
     """Promote the challenger to champion if it passes the gate; record the decision either way."""
-    from pricewise.store import registry  # noqa: PLC0415 - see module docstring
+    from pricewise import promote  # noqa: PLC0415 - see module docstring
 
     c = _context(ctx)
-    decision = guarded(lambda: registry.promote(c.config(), c.settings))
+    decision = guarded(lambda: promote.run(c.config(), c.settings))
     typer.echo(f"{decision.action}: {decision.reason}")
     typer.echo(f"champion of {decision.registered_model}: v{decision.champion_after}")
 
@@ -265,10 +265,10 @@ def promote_command(ctx: typer.Context) -> None:
 @app.command("rollback")
 def rollback_command(ctx: typer.Context) -> None:
     """Restore the previous champion in one step."""
-    from pricewise.store import registry  # noqa: PLC0415 - see module docstring
+    from pricewise import promote  # noqa: PLC0415 - see module docstring
 
     c = _context(ctx)
-    decision = guarded(lambda: registry.rollback(c.config(), c.settings))
+    decision = guarded(lambda: promote.rollback(c.config(), c.settings))
     typer.echo(f"{decision.reason}; champion of {decision.registered_model}: v{decision.champion_after}")
 
 

@@ -28,12 +28,12 @@ from typing import Any, Literal
 
 from sqlalchemy import select
 
-from pricewise import ingest, monitor, train, validate
+from pricewise import ingest, monitor, promote, train, validate
 from pricewise.columns import PRICED_COLUMNS
 from pricewise.config import Config
 from pricewise.errors import PricewiseError
 from pricewise.settings import Settings
-from pricewise.store import registry, warehouse
+from pricewise.store import warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -338,6 +338,6 @@ def _retrain(config: Config, settings: Settings, outcome: RetrainOutcome) -> Non
     result = train.run(config, settings)
     outcome.challenger_version = result.main.version
     outcome.figures["challenger_test_rmsle"] = result.main.metrics["rmsle"]
-    decision = registry.promote(config, settings)
+    decision = promote.run(config, settings)
     outcome.promotion_action = decision.action
     outcome.promotion_reason = decision.reason

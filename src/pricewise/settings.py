@@ -29,6 +29,11 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy URL of the prediction log; defaults to SQLite (WAL) under <data_dir>/serving.",
     )
+    decisions_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the decision tables (promotions, monitoring runs, retraining decisions); "
+        "defaults to SQLite at <data_dir>/decisions.db.",
+    )
     serve_host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     serve_port: int = Field(default=8000, ge=1, le=65535)
     serve_workers: int = Field(default=1, ge=1, description="uvicorn worker processes.")

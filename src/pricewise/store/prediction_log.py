@@ -15,8 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -30,8 +29,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    create_engine,
-    event,
     func,
     insert,
     select,
@@ -40,9 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pricewise.errors import PricewiseError
 from pricewise.settings import Settings
-
-SQLITE_BUSY_TIMEOUT_S = 30.0
-Synchronous = Literal["FULL", "NORMAL"]
+from pricewise.store.sql import Synchronous, engine_for, sqlite_url
 
 
 def _tables(metadata: MetaData) -> tuple[Table, Table]:
@@ -91,19 +86,7 @@ def default_url(settings: Settings) -> str:
     """The prediction log's SQLAlchemy URL: settings, or SQLite under <data_dir>/serving/predictions.db."""
     if settings.prediction_log_url:
         return settings.prediction_log_url
-    return f"sqlite:///{(settings.data_dir / 'serving' / 'predictions.db').resolve()}"
-
-
-def _sqlite_pragmas(synchronous: Synchronous) -> Callable[[Any, Any], None]:
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    return on_connect
+    return sqlite_url(settings.data_dir / "serving" / "predictions.db")
 
 
 def _positional_insert(engine: Engine, table: Table) -> tuple[str, list[tuple[str, Callable[[Any], Any]]]]:
@@ -136,15 +119,7 @@ class PredictionLog:
             PricewiseError: The database cannot be opened or created.
         """
         self.url = url
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(
-            url,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S} if url.startswith("sqlite") else {},
-            pool_pre_ping=not url.startswith("sqlite"),
-        )
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas(synchronous))
+        self.engine: Engine = engine_for(url, synchronous)
         self.metadata = MetaData()
         self.predictions, self.feedback = _tables(self.metadata)
         try:

@@ -1,0 +1,280 @@
+"""Decisions in, typed rows in a SQLAlchemy database out: promotions, monitoring runs and retraining decisions.
+
+These tables are written by several processes (promote, monitor, retrain, the DAGs) and read by the server's
+monitoring page, so they live outside the DuckDB warehouse, which allows one writing process and would make the
+page wait for batch work. SQLite under the data directory by default; PostgreSQL or any SQLAlchemy URL through
+``PRICEWISE_DECISIONS_URL``. Every statement names its columns.
+
+``promotions`` is history: who is champion now is the registry's alias, nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from pricewise.errors import PricewiseError
+from pricewise.settings import Settings
+from pricewise.store.sql import engine_for, sqlite_url
+
+logger = logging.getLogger(__name__)
+
+PromotionAction = Literal["first", "promote", "refuse", "rollback"]
+MonitorStatus = Literal["ok", "drift", "empty", "error"]
+RetrainAction = Literal["none", "check", "trained", "failed"]
+WindowKind = Literal["predictions", "batch"]
+
+# Monitoring runs that compared something, the ones retraining judges.
+COMPARED: tuple[MonitorStatus, ...] = ("ok", "drift")
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """One decision of the promotion gate, or one rollback."""
+
+    decided_at: datetime
+    registered_model: str
+    action: PromotionAction
+    champion_before: str | None
+    challenger: str | None
+    champion_after: str | None
+    figures: dict[str, Any]
+    reason: str
+
+
+@dataclass(frozen=True)
+class MonitoringRun:
+    """One monitoring run's summary."""
+
+    run_id: str
+    created_at: datetime
+    window_kind: WindowKind
+    window_start: datetime | None
+    window_end: datetime | None
+    batch_id: str | None  # the compared batch when window_kind is 'batch'
+    model_version: str | None  # the champion when the run was made
+    status: MonitorStatus
+    reference_rows: int
+    current_rows: int
+    compared_rows: int  # rows per side handed to Evidently, after sampling
+    drift_share: float | None  # share of drifted input columns
+    drifted_columns: list[str]
+    prediction_drift: bool | None
+    target_drift: bool | None
+    feedback_rows: int  # suggestions in the window with a sold price
+    rmsle: float | None
+    coverage: float | None
+    message: str
+    report_html: str | None
+    report_json: str | None
+
+
+@dataclass(frozen=True)
+class RetrainDecision:
+    """One decision of the retraining policy, with each rule's value and threshold."""
+
+    decided_at: datetime
+    monitoring_run_id: str | None
+    due: bool
+    reasons: list[dict[str, Any]]
+    action: RetrainAction
+    challenger_version: str | None
+    promotion_action: str | None
+    message: str
+
+
+def _tables(metadata: MetaData) -> dict[type, Table]:
+    promotions = Table(
+        "promotions",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("decided_at", DateTime(timezone=True), nullable=False, index=True),
+        Column("registered_model", String(200), nullable=False),
+        Column("action", String(20), nullable=False),
+        Column("champion_before", String(50)),
+        Column("challenger", String(50)),
+        Column("champion_after", String(50)),
+        Column("figures", JSON, nullable=False),
+        Column("reason", Text, nullable=False),
+    )
+    monitoring_runs = Table(
+        "monitoring_runs",
+        metadata,
+        Column("run_id", String(64), primary_key=True),
+        Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+        Column("window_kind", String(20), nullable=False),
+        Column("window_start", DateTime(timezone=True)),
+        Column("window_end", DateTime(timezone=True)),
+        Column("batch_id", String(64)),
+        Column("model_version", String(50)),
+        Column("status", String(20), nullable=False),
+        Column("reference_rows", Integer, nullable=False),
+        Column("current_rows", Integer, nullable=False),
+        Column("compared_rows", Integer, nullable=False),
+        Column("drift_share", Float),
+        Column("drifted_columns", JSON, nullable=False),
+        Column("prediction_drift", Boolean),
+        Column("target_drift", Boolean),
+        Column("feedback_rows", Integer, nullable=False),
+        Column("rmsle", Float),
+        Column("coverage", Float),
+        Column("message", Text, nullable=False),
+        Column("report_html", Text),
+        Column("report_json", Text),
+    )
+    retrain_decisions = Table(
+        "retrain_decisions",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("decided_at", DateTime(timezone=True), nullable=False, index=True),
+        Column("monitoring_run_id", String(64)),
+        Column("due", Boolean, nullable=False),
+        Column("reasons", JSON, nullable=False),
+        Column("action", String(20), nullable=False),
+        Column("challenger_version", String(50)),
+        Column("promotion_action", String(20)),
+        Column("message", Text, nullable=False),
+    )
+    return {Promotion: promotions, MonitoringRun: monitoring_runs, RetrainDecision: retrain_decisions}
+
+
+def default_url(settings: Settings) -> str:
+    """The decision tables' SQLAlchemy URL: settings, or SQLite at <data_dir>/decisions.db."""
+    return settings.decisions_url or sqlite_url(settings.data_dir / "decisions.db")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Datetimes come back naive from SQLite; every stored time is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+Row = Promotion | MonitoringRun | RetrainDecision
+
+
+class DecisionStore:
+    """The three decision tables behind one SQLAlchemy engine."""
+
+    def __init__(self, url: str) -> None:
+        """Open (and create if needed) the tables.
+
+        Raises:
+            PricewiseError: The database cannot be opened or created.
+        """
+        self.url = url
+        self.engine: Engine = engine_for(url)
+        self.metadata = MetaData()
+        self._tables = _tables(self.metadata)
+        try:
+            self.metadata.create_all(self.engine, checkfirst=True)
+        except SQLAlchemyError as exc:
+            raise PricewiseError(f"cannot open the decision tables: {exc}") from exc
+
+    def table(self, kind: type) -> Table:
+        """The table that holds rows of `kind` (Promotion, MonitoringRun or RetrainDecision)."""
+        return self._tables[kind]
+
+    def record(self, row: Row) -> None:
+        """Insert one row (committed when this returns).
+
+        Raises:
+            PricewiseError: The database cannot be written.
+        """
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(insert(self.table(type(row))).values(**asdict(row)))
+        except SQLAlchemyError as exc:
+            raise PricewiseError(f"cannot record the {type(row).__name__} decision: {exc}") from exc
+
+    def _read(self, kind: type[Any], query: Any) -> list[Any]:
+        try:
+            with self.engine.connect() as connection:
+                rows = connection.execute(query).mappings().all()
+        except SQLAlchemyError as exc:
+            raise PricewiseError(f"cannot read the decision tables: {exc}") from exc
+        names = [f.name for f in fields(kind)]
+        out = []
+        for row in rows:
+            values = {name: row[name] for name in names}
+            out.append(kind(**{k: _utc(v) if isinstance(v, datetime) else v for k, v in values.items()}))
+        return out
+
+    def promotions(self, registered_model: str | None = None, limit: int | None = None) -> list[Promotion]:
+        """Promotion decisions, oldest first (the newest `limit` of them when given)."""
+        t = self.table(Promotion)
+        query = select(t).order_by(t.c.decided_at.desc(), t.c.id.desc())
+        if registered_model is not None:
+            query = query.where(t.c.registered_model == registered_model)
+        if limit is not None:
+            query = query.limit(limit)
+        return list(reversed(self._read(Promotion, query)))
+
+    def monitoring_runs(
+        self, limit: int | None = None, statuses: tuple[str, ...] = ()
+    ) -> list[MonitoringRun]:
+        """Monitoring runs, newest first, optionally only those with one of `statuses`."""
+        t = self.table(MonitoringRun)
+        query = select(t).order_by(t.c.created_at.desc())
+        if statuses:
+            query = query.where(t.c.status.in_(statuses))
+        if limit is not None:
+            query = query.limit(limit)
+        return self._read(MonitoringRun, query)
+
+    def monitoring_run(self, run_id: str) -> MonitoringRun | None:
+        """One monitoring run by id."""
+        t = self.table(MonitoringRun)
+        rows = self._read(MonitoringRun, select(t).where(t.c.run_id == run_id))
+        return rows[0] if rows else None
+
+    def latest_compared_run(self) -> MonitoringRun | None:
+        """The newest monitoring run that compared something (status ok or drift)."""
+        runs = self.monitoring_runs(limit=1, statuses=COMPARED)
+        return runs[0] if runs else None
+
+    def retrain_decisions(self, limit: int | None = None) -> list[RetrainDecision]:
+        """Retraining decisions, newest first."""
+        t = self.table(RetrainDecision)
+        query = select(t).order_by(t.c.decided_at.desc(), t.c.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        return self._read(RetrainDecision, query)
+
+    def close(self) -> None:
+        """Release the engine's connections."""
+        self.engine.dispose()
+
+
+def open_store(settings: Settings) -> DecisionStore:
+    """The decision tables the settings point at.
+
+    Raises:
+        PricewiseError: The database cannot be opened.
+    """
+    return DecisionStore(default_url(settings))
+
+
+def json_ready(figures: dict[str, Any]) -> dict[str, Any]:
+    """Figures as JSON can store them: numbers stay numbers, anything else becomes its string."""
+    return dict(json.loads(json.dumps(figures, default=str)))
