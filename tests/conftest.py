@@ -1,55 +1,26 @@
-"""Shared fixtures: the real sample from ../shared, throwaway data directories, tiny tables and a CLI runner."""
+"""Fixtures for every test: the real sample from ../shared, throwaway data directories, a CLI runner, and the
+session's trained workspaces (built once, reused read-only: a test that changes one works on a clone of it)."""
 
 from __future__ import annotations
 
-import csv
-import gzip
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
 
 from pricewise.cli import app
-from pricewise.columns import PRICED_COLUMNS
 from pricewise.settings import Settings
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data" / "mercari"
-TRAIN_SAMPLE = SHARED_DATA / "mercari_train_8k.tsv.gz"
-TEST_SAMPLE = SHARED_DATA / "mercari_test_head2k_unpriced.tsv.gz"
-
-PRICED_HEADER = PRICED_COLUMNS
-
-
-def listing_row(i: int, **overrides: object) -> list[object]:
-    """A plausible priced listing row with id i; keyword arguments replace fields."""
-    row: dict[str, object] = {
-        "train_id": i,
-        "name": f"Item number {i}",
-        "item_condition_id": 1 + i % 5,
-        "category_name": ["Women/Tops & Blouses/T-Shirts", "Electronics/Video Games & Consoles/Games"][i % 2],
-        "brand_name": ["Nike", ""][i % 2],
-        "price": 10.0 + i % 7,
-        "shipping": i % 2,
-        "item_description": f"Great condition, worn {i % 3} times",
-    }
-    row.update(overrides)
-    return [row[c] for c in PRICED_HEADER]
-
-
-def write_table(
-    path: Path, rows: Sequence[Sequence[object]], header: Sequence[str] = PRICED_HEADER, delimiter: str = "\t"
-) -> Path:
-    """Write rows as a Kaggle-style delimited file (gzip when the name ends in .gz)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "wt", encoding="utf-8", newline="") as handle:  # type: ignore[operator]
-        writer = csv.writer(handle, delimiter=delimiter, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
+from tests.support.workspaces import (
+    SHIPPED_CONFIG,
+    TEST_SAMPLE,
+    TRAIN_SAMPLE,
+    Workspace,
+    clone_workspace,
+    make_workspace,
+    promoted_workspace,
+    tiny_workspace,
+)
 
 
 @pytest.fixture(scope="session")
@@ -71,14 +42,14 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh data directory that the CLI and get_settings() use through PRICEWISE_DATA_DIR."""
     directory = tmp_path / "data"
     monkeypatch.setenv("PRICEWISE_DATA_DIR", str(directory))
-    monkeypatch.setenv("PRICEWISE_CONFIG_PATH", str(REPO / "configs" / "pricewise.yaml"))
+    monkeypatch.setenv("PRICEWISE_CONFIG_PATH", str(SHIPPED_CONFIG))
     return directory
 
 
 @pytest.fixture
 def settings(data_dir: Path) -> Settings:
     """Settings pointing at the fresh data directory."""
-    return Settings(data_dir=data_dir, config_path=REPO / "configs" / "pricewise.yaml")
+    return Settings(data_dir=data_dir, config_path=SHIPPED_CONFIG)
 
 
 @pytest.fixture
@@ -92,37 +63,44 @@ def cli(data_dir: Path) -> Callable[..., Result]:
     return invoke
 
 
-@dataclass
-class Workspace:
-    """A data directory and config, with a CLI bound to them (runs in-process)."""
-
-    settings: Settings
-    config_path: Path
-
-    def cli(self, *args: str) -> Result:
-        env = {
-            "PRICEWISE_DATA_DIR": str(self.settings.data_dir),
-            "PRICEWISE_CONFIG_PATH": str(self.config_path),
-        }
-        return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
-
-
-def make_workspace(root: Path, config_text: str | None = None) -> Workspace:
-    """A workspace with the shared training sample ingested and validated."""
-    config_path = REPO / "configs" / "pricewise.yaml"
-    if config_text is not None:
-        config_path = root / "pricewise.yaml"
-        config_path.write_text(config_text)
-    ws = Workspace(Settings(data_dir=root / "data", config_path=config_path), config_path)
-    assert ws.cli("ingest", str(TRAIN_SAMPLE)).exit_code == 0
-    assert ws.cli("validate").exit_code == 0
+@pytest.fixture(scope="session")
+def trained_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """The sample trained once with the shipped config, for the tests that judge the shipped model: challenger
+    v1 of each model, nothing promoted. Read-only: tests that promote or train again use `clone_workspace`."""
+    ws = make_workspace(tmp_path_factory.mktemp("trained"))
+    result = ws.cli("train")
+    assert result.exit_code == 0, result.output
     return ws
 
 
 @pytest.fixture(scope="session")
-def trained_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    """The sample trained once with the shipped config; version 1 of each model is never changed after."""
-    ws = make_workspace(tmp_path_factory.mktemp("trained"))
+def serving_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """One promoted light workspace for the serving tests (champion v1). Its champion has the sentence-embedding
+    component, so single suggestions take the threaded pricing path. Read-only: tests that register, promote or
+    reload use `clone_workspace`."""
+    return promoted_workspace(tmp_path_factory.mktemp("serving"), embedding=True)
+
+
+@pytest.fixture(scope="session")
+def light_champion_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """The sample trained with the light config (Ridge only, seconds to train) and promoted: champion v1 of
+    `pricewise`. Read-only: tests that monitor, retrain or serve into it use `clone_workspace`."""
+    return promoted_workspace(tmp_path_factory.mktemp("light-champion"))
+
+
+@pytest.fixture(scope="session")
+def tiny_validated_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """400 generated listings ingested and validated under the light config; nothing trained. Read-only."""
+    return tiny_workspace(tmp_path_factory.mktemp("tiny-validated"))
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_workspace(
+    tiny_validated_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory
+) -> Workspace:
+    """`tiny_validated_workspace` trained (light config, seconds): baseline champion v1, main challenger v1.
+    Read-only: tests that evaluate, promote or train again use `clone_workspace`."""
+    ws = clone_workspace(tiny_validated_workspace, tmp_path_factory.mktemp("tiny-trained"))
     result = ws.cli("train")
     assert result.exit_code == 0, result.output
     return ws

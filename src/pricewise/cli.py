@@ -195,15 +195,16 @@ def download_command(ctx: typer.Context) -> None:
 @data_app.command("harvest-feedback")
 def harvest_feedback_command(ctx: typer.Context) -> None:
     """Turn sold prices fed back to the API into a priced batch (ingested; `pricewise validate` checks it)."""
-    from pricewise import retrain  # noqa: PLC0415 - see module docstring
+    from pricewise import harvest  # noqa: PLC0415 - see module docstring
 
     c = _context(ctx)
-    harvested = guarded(lambda: retrain.harvest_and_ingest(c.config(), c.settings))
-    if harvested is None:
-        typer.echo("no new sold prices in the prediction log")
+    result = guarded(lambda: harvest.run(c.config(), c.settings))
+    if result.batch_id is None:
+        typer.echo(f"no new sold prices in the prediction log ({result.sold} already harvested)")
     else:
         typer.echo(
-            f"{harvested[1]} sold listings from feedback ingested as batch {harvested[0]}; next: pricewise validate"
+            f"{result.harvested} sold listings from feedback ingested as batch {result.batch_id}; "
+            "next: pricewise validate"
         )
 
 
@@ -320,6 +321,7 @@ def monitor_command(
 ) -> None:
     """Compare a window (suggestions logged over a period, or a batch) with the champion's training data."""
     from pricewise import monitor  # noqa: PLC0415 - see module docstring
+    from pricewise.monitoring.windows import ComparedWindow  # noqa: PLC0415 - see module docstring
 
     c = _context(ctx)
     if batch is not None and (last_hours is not None or since is not None or until is not None):
@@ -331,12 +333,12 @@ def monitor_command(
         raise fail(f"--since {since} is not before --until {until}")
     config = guarded(c.config)
     if batch is not None:
-        window = monitor.Window("batch", batch_id=batch)
+        window = ComparedWindow.of_batch(batch)
     elif start is not None:
-        window = monitor.Window("predictions", start=start, end=end or datetime.now(UTC))
+        window = ComparedWindow("predictions", start=start, end=end or datetime.now(UTC))
     else:
         hours = last_hours if last_hours is not None else config.monitor.window_hours
-        window = monitor.Window.last_hours(hours, end)
+        window = ComparedWindow.last_hours(hours, end)
     result = guarded(lambda: monitor.run(config, c.settings, window))
     typer.echo(f"monitoring run {result.run_id}: {result.status.upper()}: {result.message}")
     if result.report_html:

@@ -18,7 +18,7 @@ from pricewise.config import Config
 from pricewise.errors import InputFileError
 from pricewise.inputs.listing_files import TableSource, open_sources
 from pricewise.settings import Settings
-from pricewise.store import warehouse
+from pricewise.store import batches, warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -118,20 +118,20 @@ def load_source(
         con.execute(f"DROP TABLE IF EXISTS {rejects_table}; DROP TABLE IF EXISTS {rejects_table}_scan")
     if parsed + parse_rejected == 0:
         raise InputFileError(f"{source.source_name}: the file has a header but no rows")
-    con.execute(
-        "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            batch_id,
-            source.kind,
-            source.source_name,
-            str(source.source_path.resolve()),
-            source.file_format,
-            source.content_sha256,
-            parsed + parse_rejected,
-            parse_rejected,
-            datetime.now(UTC).replace(tzinfo=None),
-            warehouse.SCHEMA_VERSION,
-        ],
+    batches.record_batch(
+        con,
+        batches.BatchRecord(
+            batch_id=batch_id,
+            kind=source.kind,
+            source_name=source.source_name,
+            source_path=str(source.source_path.resolve()),
+            file_format=source.file_format,
+            content_sha256=source.content_sha256,
+            row_count=parsed + parse_rejected,
+            parse_rejected=parse_rejected,
+            ingested_at=datetime.now(UTC).replace(tzinfo=None),
+            schema_version=warehouse.SCHEMA_VERSION,
+        ),
     )
     return BatchOutcome(
         batch_id, source.source_name, source.kind, parsed + parse_rejected, parse_rejected, False
@@ -154,15 +154,15 @@ def run(config: Config, settings: Settings, paths: list[Path]) -> IngestResult:
     """
     outcomes: list[BatchOutcome] = []
     with open_sources(paths, settings.scratch) as sources, warehouse.connect(settings) as con:
-        seen: dict[str, str] = dict(con.execute("SELECT content_sha256, batch_id FROM batches").fetchall())
+        seen = batches.batch_ids_by_content(con)
         with warehouse.transaction(con):
             for n, source in enumerate(sources):
                 batch_id = batch_id_for(source.content_sha256)
                 if source.content_sha256 in seen:
-                    row = con.execute(
-                        "SELECT kind, row_count, parse_rejected FROM batches WHERE batch_id = ?", [batch_id]
-                    ).fetchone()
-                    kind, rows, rejected = row if row else (source.kind, 0, 0)
+                    known = batches.find_batch(con, batch_id)
+                    kind, rows, rejected = (
+                        (known.kind, known.row_count, known.parse_rejected) if known else (source.kind, 0, 0)
+                    )
                     logger.info("%s is already in the warehouse as batch %s", source.source_name, batch_id)
                     outcomes.append(BatchOutcome(batch_id, source.source_name, kind, rows, rejected, True))
                     continue

@@ -19,7 +19,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from pricewise import ingest, validate
+from pricewise import ingest
 from pricewise.columns import FEATURE_COLUMNS
 from pricewise.config import Config
 from pricewise.errors import PricewiseError
@@ -28,6 +28,7 @@ from pricewise.models.suggester import PriceSuggester
 from pricewise.settings import Settings
 from pricewise.store import tracking, warehouse
 from pricewise.store.registry import CHAMPION, load_suggester
+from pricewise.validation import row_rules
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ def run(
             ingest.load_source(con, source, batch_id, config, n)
             # Prices in the input are not needed to score, so only the unpriced rules apply.
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE checked AS {validate.row_rules_sql('unpriced', config.validate_)}",
+                f"CREATE OR REPLACE TEMP TABLE checked AS {row_rules.checked_rows_sql('unpriced', config.validate_)}",
                 {"batch": batch_id, "kind": "unpriced"},
             )
             accepted = con.execute("SELECT count(*) FROM checked WHERE len(reasons) = 0").fetchone()

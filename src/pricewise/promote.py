@@ -22,18 +22,20 @@ from pricewise.models import behaviour, metrics
 from pricewise.models.suggester import PriceSuggester
 from pricewise.settings import Settings
 from pricewise.store import decisions, tracking, training_data
+from pricewise.store.decisions import PromotionAction
 from pricewise.store.registry import CHALLENGER, CHAMPION, load_suggester, version_by_alias
 
 logger = logging.getLogger(__name__)
 
-Outcome = Literal["first", "promote", "refuse", "rollback", "unchanged"]
+# A gate decision that is recorded, or "unchanged" (the challenger already is champion: nothing to record).
+GateOutcome = PromotionAction | Literal["unchanged"]
 
 
 @dataclass(frozen=True)
 class Decision:
     """What the gate or a rollback decided, and why."""
 
-    action: Outcome
+    action: GateOutcome
     registered_model: str
     champion_before: str | None
     challenger: str | None
@@ -50,7 +52,7 @@ class Decision:
 def _record(settings: Settings, decision: Decision) -> None:
     if decision.action == "unchanged":
         return
-    store = decisions.open_store(settings)
+    store = decisions.open_batch_store(settings)
     try:
         store.record(
             decisions.Promotion(
@@ -84,7 +86,7 @@ def _judge(config: Config, settings: Settings, name: str, champion: str | None, 
     failed = [c.name for c in checks if not c.passed]
     if champion is not None:
         figures["champion_rmsle"] = _test_rmsle(load_suggester(f"models:/{name}/{champion}"), test)
-    action: Outcome
+    action: GateOutcome
     if failed:
         action, reason = "refuse", f"behaviour checks failed: {', '.join(failed)}"
     elif champion is None:
@@ -157,7 +159,7 @@ def run(config: Config, settings: Settings) -> Decision:
 
 def champion_history(settings: Settings, name: str) -> list[str]:
     """Champions in order, as the recorded promotions and rollbacks leave them (last is the latest)."""
-    store = decisions.open_store(settings)
+    store = decisions.open_batch_store(settings)
     try:
         rows = store.promotions(name)
     finally:

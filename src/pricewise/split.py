@@ -67,8 +67,6 @@ def run(config: Config, settings: Settings) -> SplitResult:
         con.execute(
             f"UPDATE listings SET split = {assign_sql('listing_id', config.split)} WHERE kind = 'priced'"
         )
-        rows = con.execute("SELECT split, count(*) FROM training_listings GROUP BY split").fetchall()
-    counts = dict.fromkeys(SPLITS, 0)
-    counts.update({str(name): int(n) for name, n in rows})
+        counts = dict.fromkeys(SPLITS, 0) | warehouse.training_split_counts(con)
     logger.info("split counts %s", counts)
     return SplitResult(counts)

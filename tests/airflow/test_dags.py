@@ -23,9 +23,8 @@ import yaml
 from mlflow import MlflowClient
 
 from pricewise.settings import Settings
-from pricewise.store import warehouse
-from tests.conftest import REPO, TRAIN_SAMPLE, listing_row, write_table
-from tests.serving_conftest import light_config_text
+from pricewise.store import decisions, warehouse
+from tests.support.workspaces import REPO, TRAIN_SAMPLE, light_config_text, listing_row, write_table
 
 pytestmark = pytest.mark.integration
 
@@ -96,6 +95,16 @@ class Data:
         """Rows from the warehouse."""
         with warehouse.connect(self.settings, read_only=True) as con:
             return con.execute(sql).fetchall()
+
+    def decided(self, sql: str) -> list[tuple[object, ...]]:
+        """Rows of the decision tables (promotions, monitoring_runs, retrain_decisions), from their SQLite file."""
+        path = self.settings.data_dir / "decisions.db"
+        assert path.is_file(), f"no decision tables at {path}"
+        con = sqlite3.connect(path)
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
 
     def registry(self) -> MlflowClient:
         """The MLflow store the tasks wrote to."""
@@ -204,9 +213,12 @@ def test_training_dag_ingests_validates_trains_evaluates_and_promotes(trained: D
     batches = trained.query("SELECT batch_id, kind, source_path, row_count FROM batches")
     assert [(kind, path, rows) for _, kind, path, rows in batches] == [("priced", str(TRAIN_SAMPLE), 8000)]
     assert trained.query("SELECT batch_id, status FROM validations") == [(batches[0][0], "pass")]
-    assert trained.query("SELECT action, champion_before, champion_after FROM promotions") == [
-        ("first", None, "1")
-    ]
+    # Other tests of this module run the DAG again on the same data (in random order): the first decision is this
+    # run's, and none of theirs moves the champion.
+    decided = trained.decided(
+        "SELECT action, champion_before, champion_after FROM promotions ORDER BY decided_at"
+    )
+    assert decided[0] == ("first", None, "1")
     assert trained.champion() == "1"
     evaluated = trained.settings.reports / "evaluation" / "models-pricewise-challenger" / "evaluation.html"
     assert evaluated.is_file()
@@ -227,7 +239,9 @@ def test_a_refused_challenger_is_a_successful_run(
         "ingest": ("skipped", 1),
     }
     assert xcom(airflow, "pricewise_training", run_id, "promote")["action"] == "refuse"
-    last = trained.query("SELECT action, challenger, champion_after FROM promotions ORDER BY decided_at")[-1]
+    last = trained.decided("SELECT action, challenger, champion_after FROM promotions ORDER BY decided_at")[
+        -1
+    ]
     assert last == ("refuse", "2", "1")
     assert trained.versions() == ["1", "2"]
     assert trained.champion() == "1"
@@ -235,7 +249,7 @@ def test_a_refused_challenger_is_a_successful_run(
 
 def test_a_training_failure_is_retried_and_leaves_the_champion(airflow: Airflow, trained: Data) -> None:
     versions = trained.versions()
-    promotions = trained.query("SELECT count(*) FROM promotions")
+    promotions = trained.decided("SELECT count(*) FROM promotions")
     dead_server = {
         "PRICEWISE_MLFLOW_TRACKING_URI": "http://127.0.0.1:9",  # nothing listens on the discard port
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
@@ -254,7 +268,7 @@ def test_a_training_failure_is_retried_and_leaves_the_champion(airflow: Airflow,
     }
     assert trained.champion() == "1"
     assert trained.versions() == versions
-    assert trained.query("SELECT count(*) FROM promotions") == promotions
+    assert trained.decided("SELECT count(*) FROM promotions") == promotions
 
 
 def test_a_failed_validation_stops_the_run_before_training(
@@ -282,7 +296,7 @@ def test_a_failed_validation_stops_the_run_before_training(
 
 def latest_decision(data: Data) -> tuple[object, ...]:
     """Due, action and reasons of the newest retraining decision."""
-    rows = data.query("SELECT due, action, reasons FROM retrain_decisions ORDER BY decided_at DESC LIMIT 1")
+    rows = data.decided("SELECT due, action, reasons FROM retrain_decisions ORDER BY decided_at DESC LIMIT 1")
     assert len(rows) == 1
     return rows[0]
 
@@ -308,10 +322,19 @@ def test_monitoring_records_a_run_and_a_decision_and_triggers_nothing_when_not_d
     # No suggestions were served: nothing to compare is a result, not a failure.
     summary = xcom(airflow, "pricewise_monitoring", run_id, "monitor")
     assert summary["status"] == "empty"
-    assert trained.query(
-        "SELECT status, model_version, window_end - window_start FROM monitoring_runs "
-        f"WHERE run_id = '{summary['run_id']}'"
-    ) == [("empty", "1", timedelta(hours=1))]
+    store = decisions.open_store(trained.settings)
+    try:
+        run = store.monitoring_run(str(summary["run_id"]))
+    finally:
+        store.close()
+    assert run is not None
+    assert run.window_start is not None
+    assert run.window_end is not None
+    assert (run.status, run.model_version, run.window_end - run.window_start) == (
+        "empty",
+        "1",
+        timedelta(hours=1),
+    )
     due, action, _ = latest_decision(trained)
     assert (due, action) == (False, "check")
     assert triggered_training_runs(airflow) == triggered

@@ -15,8 +15,16 @@ import pytest
 from mlflow import MlflowClient
 
 from pricewise.settings import Settings
-from pricewise.store import warehouse
-from tests.conftest import REPO, TEST_SAMPLE, Workspace, listing_row, make_workspace, write_table
+from pricewise.store import decisions
+from tests.support.workspaces import (
+    REPO,
+    TEST_SAMPLE,
+    Workspace,
+    clone_workspace,
+    listing_row,
+    make_workspace,
+    write_table,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -36,26 +44,44 @@ train:
 
 
 def promotions(ws: Workspace) -> list[tuple[str, str | None, str | None, str]]:
-    with warehouse.connect(ws.settings, read_only=True) as con:
-        rows = con.execute(
-            "SELECT action, champion_before, champion_after, reason FROM promotions ORDER BY decided_at"
-        ).fetchall()
-    return [(str(a), b, c, str(d)) for a, b, c, d in rows]
+    """The recorded promotion decisions, oldest first, from the decision store."""
+    store = decisions.open_store(ws.settings)
+    try:
+        rows = store.promotions("pricewise")
+    finally:
+        store.close()
+    return [(r.action, r.champion_before, r.champion_after, r.reason) for r in rows]
 
 
 def client_for(ws: Workspace) -> MlflowClient:
+    # Both URIs: an earlier test in the session may have pointed the registry at another store.
     mlflow.set_tracking_uri(ws.settings.tracking_uri)
+    mlflow.set_registry_uri(ws.settings.tracking_uri)
     return MlflowClient(ws.settings.tracking_uri, ws.settings.tracking_uri)
 
 
 @pytest.fixture
-def trained(trained_workspace: Workspace) -> Workspace:
-    """The session's trained workspace; the tests of this module run in order and build on each other."""
-    return trained_workspace
+def trained(trained_workspace: Workspace, tmp_path: Path) -> Workspace:
+    """A clone of the session's trained workspace (challenger v1 from the shipped config, nothing promoted)."""
+    return clone_workspace(trained_workspace, tmp_path / "trained")
 
 
-def test_train_tracks_lineage_and_registers_a_challenger(trained: Workspace) -> None:
-    client = client_for(trained)
+def promoted(ws: Workspace) -> Workspace:
+    """The workspace after its challenger v1 became the first champion."""
+    result = ws.cli("promote")
+    assert result.exit_code == 0, result.output
+    return ws
+
+
+@pytest.fixture(scope="module")
+def champion(trained_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """A clone of the session's trained workspace with v1 promoted, shared by this module's tests that only
+    evaluate and score with the champion."""
+    return promoted(clone_workspace(trained_workspace, tmp_path_factory.mktemp("champion")))
+
+
+def test_train_tracks_lineage_and_registers_a_challenger(trained_workspace: Workspace) -> None:
+    client = client_for(trained_workspace)
     challenger = client.get_model_version_by_alias("pricewise", "challenger")
     baseline = client.get_model_version_by_alias("pricewise-baseline", "champion")
     run = client.get_run(challenger.run_id)
@@ -86,6 +112,8 @@ def test_train_tracks_lineage_and_registers_a_challenger(trained: Workspace) -> 
 
 
 def test_rollback_without_history_is_refused(trained: Workspace) -> None:
+    promoted(trained)
+
     result = trained.cli("rollback")
     assert result.exit_code == 2
     assert "no previous champion" in result.output
@@ -103,6 +131,8 @@ def test_first_promotion_makes_the_challenger_champion(trained: Workspace) -> No
 
 
 def test_promote_without_a_challenger_says_so(trained: Workspace) -> None:
+    promoted(trained)
+
     result = trained.cli("promote")
     assert result.exit_code == 2
     assert "no challenger" in result.output
@@ -110,6 +140,7 @@ def test_promote_without_a_challenger_says_so(trained: Workspace) -> None:
 
 
 def test_a_weaker_challenger_is_refused_with_its_figures(trained: Workspace) -> None:
+    promoted(trained)
     weak = trained.settings.data_dir.parent / "weak.yaml"
     weak.write_text(WEAK)
     assert trained.cli("--config", str(weak), "train").exit_code == 0
@@ -124,11 +155,11 @@ def test_a_weaker_challenger_is_refused_with_its_figures(trained: Workspace) -> 
     assert (action, before, after) == ("refuse", "1", "1")
 
 
-def test_evaluate_writes_segments_plots_and_report(trained: Workspace) -> None:
-    result = trained.cli("evaluate")
+def test_evaluate_writes_segments_plots_and_report(champion: Workspace) -> None:
+    result = champion.cli("evaluate")
 
     assert result.exit_code == 0, result.output
-    report_dir = trained.settings.reports / "evaluation" / "models-pricewise-champion"
+    report_dir = champion.settings.reports / "evaluation" / "models-pricewise-champion"
     report = json.loads((report_dir / "evaluation.json").read_text())
     assert set(report["segments"]) == {"top_category", "condition", "price_band"}
     assert sum(s["rows"] for s in report["segments"]["condition"]) == report["rows"]
@@ -138,10 +169,10 @@ def test_evaluate_writes_segments_plots_and_report(trained: Workspace) -> None:
     assert "By top category" in (report_dir / "evaluation.html").read_text()
 
 
-def test_predict_scores_the_unpriced_sample_and_explains_rejects(trained: Workspace, tmp_path: Path) -> None:
+def test_predict_scores_the_unpriced_sample_and_explains_rejects(champion: Workspace, tmp_path: Path) -> None:
     out = tmp_path / "scores.csv"
 
-    result = trained.cli("predict", "--input", str(TEST_SAMPLE), "--output", str(out))
+    result = champion.cli("predict", "--input", str(TEST_SAMPLE), "--output", str(out))
 
     assert result.exit_code == 0, result.output
     scores = pd.read_csv(out)
@@ -156,7 +187,7 @@ def test_predict_scores_the_unpriced_sample_and_explains_rejects(trained: Worksp
     assert set(priced["model_version"]) == {"pricewise/1"}
 
 
-def test_predict_bad_input_fails_clearly(trained: Workspace, tmp_path: Path) -> None:
+def test_predict_bad_input_fails_clearly(champion: Workspace, tmp_path: Path) -> None:
     missing = write_table(
         tmp_path / "missing.tsv",
         [listing_row(1)[:3]],
@@ -164,11 +195,11 @@ def test_predict_bad_input_fails_clearly(trained: Workspace, tmp_path: Path) -> 
     )
     out = tmp_path / "out.csv"
 
-    no_columns = trained.cli("predict", "--input", str(missing), "--output", str(out))
-    no_model = trained.cli(
+    no_columns = champion.cli("predict", "--input", str(missing), "--output", str(out))
+    no_model = champion.cli(
         "predict", "--input", str(TEST_SAMPLE), "--output", str(out), "--model", "models:/nope/9"
     )
-    bad_suffix = trained.cli("predict", "--input", str(TEST_SAMPLE), "--output", str(tmp_path / "out.xlsx"))
+    bad_suffix = champion.cli("predict", "--input", str(TEST_SAMPLE), "--output", str(tmp_path / "out.xlsx"))
 
     assert no_columns.exit_code == 2
     assert "missing column(s) category_name, brand_name, shipping, item_description" in no_columns.output
@@ -179,9 +210,15 @@ def test_predict_bad_input_fails_clearly(trained: Workspace, tmp_path: Path) -> 
 
 
 @pytest.fixture(scope="module")
-def light(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    """A workspace whose models are Ridge-only, so it can be retrained quickly."""
+def light_validated(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """The sample ingested and validated under a config whose models are Ridge-only; nothing trained."""
     return make_workspace(tmp_path_factory.mktemp("light"), LIGHT)
+
+
+@pytest.fixture
+def light(light_validated: Workspace, tmp_path: Path) -> Workspace:
+    """A test's own clone of `light_validated`, to train, promote and tune in quickly."""
+    return clone_workspace(light_validated, tmp_path / "light")
 
 
 def test_a_better_challenger_is_promoted_and_rollback_restores_the_previous(light: Workspace) -> None:

@@ -8,10 +8,10 @@ runs and records the gate's decision with its reason.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,11 +19,11 @@ import yaml
 from mlflow import MlflowClient
 from typer.testing import CliRunner, Result
 
-from pricewise import monitor
 from pricewise.cli import app
+from pricewise.monitoring import drift
 from pricewise.settings import Settings
-from tests.conftest import TEST_SAMPLE, Workspace
-from tests.serving_conftest import Server, light_config_text, promoted_workspace, start_server
+from tests.support.servers import Server, start_server
+from tests.support.workspaces import TEST_SAMPLE, Workspace, clone_workspace, light_config_text
 
 SHIFTED_CATEGORY = "Women"
 SHIFT = 1.4
@@ -40,8 +40,14 @@ def run_cli(ws: Workspace, *args: str, **env: str) -> Result:
 
 
 def rows(ws: Workspace, sql: str) -> list[tuple[object, ...]]:
-    with duckdb.connect(str(ws.settings.warehouse), read_only=True) as con:
+    """Rows of the decision tables (promotions, monitoring_runs, retrain_decisions), read from their SQLite file."""
+    path = ws.settings.data_dir / "decisions.db"
+    assert path.is_file(), f"no decision tables at {path}"
+    con = sqlite3.connect(path)
+    try:
         return con.execute(sql).fetchall()
+    finally:
+        con.close()
 
 
 def last_json(result: Result) -> dict[str, object]:
@@ -50,9 +56,9 @@ def last_json(result: Result) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    """A promoted workspace of this module's own: retraining here adds model versions."""
-    return promoted_workspace(tmp_path_factory.mktemp("monitoring"))
+def workspace(light_champion_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """A promoted workspace of this module's own: monitoring records runs and retraining adds model versions."""
+    return clone_workspace(light_champion_workspace, tmp_path_factory.mktemp("monitoring"))
 
 
 @pytest.fixture(scope="module")
@@ -119,26 +125,6 @@ def test_an_unwritable_report_directory_fails_clearly_and_is_recorded(
     assert after == before + 1
 
 
-def test_describe_measures_text_against_the_reference_vocabulary() -> None:
-    frame = pd.DataFrame(
-        {
-            "name": ["Nike shoes red", "zzz qqq", ""],
-            "brand_name": ["Nike", None, " "],
-            "category_name": ["Men/Shoes", None, "Women/Tops"],
-            "item_condition_id": [1, 3, 5],
-            "shipping": [0, 1, 0],
-            "item_description": ["abc", None, "x" * 10],
-        }
-    )
-    described = monitor.describe(frame, {"nike", "shoes"})
-    assert described["vocabulary_share"].tolist() == pytest.approx([2 / 3, 0.0, 0.0])
-    assert described["name_words"].tolist() == [3.0, 2.0, 0.0]
-    assert described["description_chars"].tolist() == [3.0, 0.0, 10.0]
-    assert described["has_brand"].tolist() == ["yes", "no", "no"]
-    assert described["category_top"].tolist() == ["Men", "(none)", "Women"]
-    assert monitor.vocabulary(pd.Series(["a b", "a c", "a"]), 2) == {"a"}
-
-
 def _serve_and_feed_back(server: Server) -> tuple[int, float]:
     """Suggest prices for the unpriced sample through the API; feed back shifted sold prices.
 
@@ -171,9 +157,19 @@ def _serve_and_feed_back(server: Server) -> tuple[int, float]:
     return fed, shifted / fed
 
 
+@pytest.fixture
+def drifting(light_champion_workspace: Workspace, tmp_path: Path) -> Iterator[tuple[Workspace, Server]]:
+    """A promoted workspace and server of the drift scenario's own: its window holds only its own requests."""
+    ws = clone_workspace(light_champion_workspace, tmp_path / "drifting")
+    running = start_server(ws, tmp_path)
+    yield ws, running
+    running.stop()
+
+
 def test_drift_scenario_monitoring_detects_it_and_retraining_records_the_gate(
-    workspace: Workspace, server: Server
+    drifting: tuple[Workspace, Server],
 ) -> None:
+    workspace, server = drifting
     fed, shifted_share = _serve_and_feed_back(server)
     assert fed == 2001
     assert shifted_share > 0.3  # the shift touches a large part of the window
@@ -235,17 +231,13 @@ def test_drift_scenario_monitoring_detects_it_and_retraining_records_the_gate(
 def test_an_evidently_failure_is_recorded_and_serving_goes_on(
     workspace: Workspace, server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(*_args: object, **_kwargs: object) -> dict[str, object]:
+    def broken(*_args: object, **_kwargs: object) -> drift.DriftReport:
         raise ValueError("Evidently could not compute drift")
 
-    monkeypatch.setattr(monitor, "evidently_report", broken)
-    with server.client() as client:
-        assert (
-            client.post(
-                "/v1/suggestions", json={"name": "Nike shoes", "item_condition_id": 2, "shipping": 1}
-            ).status_code
-            == 200
-        )
+    monkeypatch.setattr(drift, "evidently_report", broken)
+    listing = {"name": "Nike shoes", "item_condition_id": 2, "shipping": 1}
+    with server.client() as client:  # enough suggestions in the window (monitor.min_rows) to reach Evidently
+        assert client.post("/v1/suggestions/batch", json={"listings": [listing] * 40}).status_code == 200
     result = run_cli(workspace, "monitor", "--last-hours", "1")
     assert result.exit_code == 2
     assert "monitoring failed: ValueError: Evidently could not compute drift" in result.output

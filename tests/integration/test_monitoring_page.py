@@ -1,13 +1,16 @@
 """Suggestions, feedback and recorded monitoring runs on a real server in; the monitoring JSON, its reports and
-the page drawn in headless Chromium out, also with an empty, a locked and a missing warehouse."""
+the page drawn in headless Chromium out, also with no runs, a write-locked or missing warehouse (the page never
+opens it) and unreadable decision tables."""
 
 from __future__ import annotations
 
 import calendar
 import math
 import shutil
+import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,28 +21,35 @@ import pytest
 from sqlalchemy import select
 
 from pricewise.settings import Settings
-from pricewise.store import warehouse
-from tests.conftest import TRAIN_SAMPLE, Workspace
-from tests.serving_conftest import Server, browser, serving_workspace, start_server
+from pricewise.store import decisions, warehouse
+from tests.support.servers import Server, start_server
+from tests.support.workspaces import TRAIN_SAMPLE, Workspace
 
 pytestmark = pytest.mark.integration
-__all__ = ["browser", "serving_workspace"]  # fixtures used by name
 SOLD = 12
 LISTING_FIELDS = ["name", "brand_name", "category_name", "item_condition_id", "shipping", "item_description"]
 
 
 def own_workspace(source: Workspace, root: Path) -> Workspace:
-    """The trained session workspace's registry and model cache, with this test's own copy of the warehouse,
-    its own reports directory and its own prediction log (the session server's stay untouched)."""
+    """The trained session workspace's registry and model cache, with this test's own copy of the warehouse and
+    of the decision tables, its own reports directory and its own prediction log (the session server's stay
+    untouched)."""
     root.mkdir(parents=True, exist_ok=True)
     warehouse_copy = root / "warehouse.duckdb"
     shutil.copy2(source.settings.warehouse, warehouse_copy)
+    decisions_copy = root / "decisions.db"
+    with (
+        closing(sqlite3.connect(source.settings.data_dir / "decisions.db")) as original,
+        closing(sqlite3.connect(decisions_copy)) as copy,
+    ):
+        original.backup(copy)  # the committed rows, also those still in the write-ahead log
     settings = Settings(
         data_dir=source.settings.data_dir,
         config_path=source.config_path,
         warehouse_path=warehouse_copy,
         reports_dir=root / "reports",
         prediction_log_url=f"sqlite:///{root / 'predictions.db'}",
+        decisions_url=f"sqlite:///{decisions_copy}",
     )
     settings.reports.mkdir()
     return Workspace(settings, source.config_path)
@@ -51,19 +61,21 @@ def serve(ws: Workspace, log_dir: Path) -> Server:
     assert settings.warehouse_path is not None
     assert settings.reports_dir is not None
     assert settings.prediction_log_url is not None
+    assert settings.decisions_url is not None
     return start_server(
         ws,
         log_dir,
         PRICEWISE_WAREHOUSE_PATH=str(settings.warehouse_path),
         PRICEWISE_REPORTS_DIR=str(settings.reports_dir),
         PRICEWISE_PREDICTION_LOG_URL=settings.prediction_log_url,
+        PRICEWISE_DECISIONS_URL=settings.decisions_url,
     )
 
 
 def insert_run(
     settings: Settings, run_id: str, created_at: datetime, report: Path | None, **values: Any
 ) -> None:
-    """One monitoring_runs row, as `pricewise monitor` records it."""
+    """One monitoring run, recorded in the decision tables as `pricewise monitor` records it."""
     row: dict[str, Any] = {
         "run_id": run_id,
         "created_at": created_at,
@@ -77,7 +89,7 @@ def insert_run(
         "current_rows": 23,
         "compared_rows": 23,
         "drift_share": 0.0,
-        "drifted_columns": "[]",
+        "drifted_columns": [],
         "prediction_drift": False,
         "target_drift": False,
         "feedback_rows": SOLD,
@@ -88,10 +100,11 @@ def insert_run(
         "report_json": None,
         **values,
     }
-    columns = ", ".join(row)
-    marks = ", ".join("?" for _ in row)
-    with warehouse.connect(settings) as con:
-        con.execute(f"INSERT INTO monitoring_runs ({columns}) VALUES ({marks})", list(row.values()))
+    store = decisions.open_store(settings)
+    try:
+        store.record(decisions.MonitoringRun(**row))
+    finally:
+        store.close()
 
 
 @dataclass
@@ -151,7 +164,7 @@ def monitored(serving_workspace: Workspace, tmp_path_factory: pytest.TempPathFac
         (reports / "ok.html").write_text("<html><body>no drift</body></html>", encoding="utf-8")
         outside = root / "outside.html"
         outside.write_text("<html><body>not a report of ours</body></html>", encoding="utf-8")
-        now = datetime.now(UTC).replace(tzinfo=None)
+        now = datetime.now(UTC)
         insert_run(ws.settings, "run-ok-1", now - timedelta(hours=3), reports / "ok.html")
         insert_run(
             ws.settings,
@@ -160,7 +173,7 @@ def monitored(serving_workspace: Workspace, tmp_path_factory: pytest.TempPathFac
             reports / "drift.html",
             status="drift",
             drift_share=0.4,
-            drifted_columns='["brand_name", "category_name"]',
+            drifted_columns=["brand_name", "category_name"],
             prediction_drift=True,
             message="2 of 5 columns drifted",
         )
@@ -361,7 +374,7 @@ def test_page_draws_charts_with_the_local_chart_library_and_lists_champion_and_r
     assert all(url.startswith(base + "/") for url in requested), "nothing may load from another host"
 
 
-def test_empty_locked_and_missing_warehouse_still_answer_and_serving_goes_on(
+def test_without_runs_with_a_locked_or_missing_warehouse_or_unreadable_decisions_the_page_answers(
     serving_workspace: Workspace, tmp_path: Path, browser: Any
 ) -> None:
     ws = own_workspace(serving_workspace, tmp_path / "ws")
@@ -390,8 +403,9 @@ def test_empty_locked_and_missing_warehouse_still_answer_and_serving_goes_on(
         assert page.locator("#chart-error").is_hidden()
         page.close()
 
-        with warehouse.connect(ws.settings) as writer, server.client() as client:  # holds the write lock
-            writer.execute("SELECT count(*) FROM promotions").fetchone()
+        # A batch command holding the warehouse's write lock does not reach the page: it never opens the file.
+        with warehouse.connect(ws.settings) as writer, server.client() as client:
+            writer.execute("SELECT count(*) FROM batches").fetchone()
             locked = client.get("/v1/monitoring")
             locked_page = client.get("/monitoring")
             locked_report = client.get("/monitoring/reports/any-run")
@@ -400,14 +414,14 @@ def test_empty_locked_and_missing_warehouse_still_answer_and_serving_goes_on(
                 json={"name": "Nike Air Max 90 size 10", "item_condition_id": 2, "shipping": 1},
             )
         assert locked.status_code == 200, locked.text
-        sections = locked.json()
-        for name in ("drift", "promotions", "champion"):
-            assert sections[name]["state"] == "busy", sections[name]
-            assert "busy" in sections[name]["message"]
-        assert sections["champion"]["serving"]["version"] == "1"
+        assert locked.json()["champion"] == body["champion"]
+        assert locked.json()["promotions"] == body["promotions"]
+        assert locked.json()["promotions"]["state"] == "ok"
+        assert locked.json()["drift"]["state"] == "empty"
         assert locked_page.status_code == 200
-        assert "the warehouse is busy" in locked_page.text
-        assert locked_report.status_code == 503
+        assert "busy" not in locked_page.text
+        assert locked_report.status_code == 404
+        assert locked_report.json()["detail"] == "no monitoring run any-run"
         assert suggestion.status_code == 200, suggestion.text
 
         moved = ws.settings.warehouse.with_suffix(".away")
@@ -415,16 +429,33 @@ def test_empty_locked_and_missing_warehouse_still_answer_and_serving_goes_on(
         try:
             with server.client() as client:
                 missing = client.get("/v1/monitoring")
-                missing_page = client.get("/monitoring")
-                missing_report = client.get("/monitoring/reports/any-run")
         finally:
             moved.rename(ws.settings.warehouse)
         assert missing.status_code == 200
-        assert missing.json()["drift"]["state"] == "missing"
-        assert missing.json()["promotions"]["state"] == "missing"
-        assert missing_page.status_code == 200
-        assert "no warehouse at" in missing_page.text
-        assert missing_report.status_code == 404
+        assert missing.json()["promotions"]["state"] == "ok"
+        assert missing.json()["champion"]["version"] == "1"
+
+        # Decision tables that cannot be read: those sections say so; the champion still comes from the alias.
+        assert ws.settings.decisions_url is not None
+        store_file = Path(ws.settings.decisions_url.removeprefix("sqlite:///"))
+        for path in store_file.parent.glob(store_file.name + "*"):
+            path.unlink()
+        store_file.mkdir()
+        with server.client() as client:
+            unreadable = client.get("/v1/monitoring")
+            unreadable_page = client.get("/monitoring")
+            unreadable_report = client.get("/monitoring/reports/any-run")
+        sections = unreadable.json()
+        assert unreadable.status_code == 200
+        for name in ("drift", "promotions"):
+            assert sections[name]["state"] == "error", sections[name]
+            assert "cannot open the decision tables" in sections[name]["message"]
+        assert (sections["champion"]["state"], sections["champion"]["version"]) == ("ok", "1")
+        assert "the promotion history is unavailable" in sections["champion"]["message"]
+        assert sections["champion"]["since"] is None
+        assert unreadable_page.status_code == 200
+        assert "cannot open the decision tables" in unreadable_page.text
+        assert unreadable_report.status_code == 503
         assert "monitoring section" not in server.logs(), "no section failed, they reported their state"
         assert "unhandled error" not in server.logs()
     finally:

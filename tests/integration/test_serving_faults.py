@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -18,19 +19,10 @@ import pytest
 from mlflow import MlflowClient
 
 from pricewise.store import tracking
-from tests.conftest import Workspace, make_workspace
-from tests.serving_conftest import (
-    ADMIN_TOKEN,
-    LISTING,
-    Server,
-    free_port,
-    light_config_text,
-    serving_workspace,
-    start_server,
-)
+from tests.support.servers import ADMIN_TOKEN, LISTING, Server, free_port, start_server
+from tests.support.workspaces import Workspace, clone_workspace
 
 pytestmark = pytest.mark.integration
-__all__ = ["serving_workspace"]  # fixture used by name
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
@@ -105,10 +97,14 @@ def two_workers(ws: Workspace, log_dir: Path) -> Iterator[tuple[Server, list[int
         server.stop()
 
 
-def test_killing_a_worker_under_load_loses_no_returned_suggestion(
-    serving_workspace: Workspace, tmp_path: Path
-) -> None:
-    with two_workers(serving_workspace, tmp_path) as (server, workers):
+@pytest.fixture
+def own(serving_workspace: Workspace, tmp_path: Path) -> Workspace:
+    """A clone of the session's promoted workspace: these servers log, cache and change champions in it."""
+    return clone_workspace(serving_workspace, tmp_path / "own")
+
+
+def test_killing_a_worker_under_load_loses_no_returned_suggestion(own: Workspace, tmp_path: Path) -> None:
+    with two_workers(own, tmp_path) as (server, workers):
         load = Load(server.base_url)
         with load.running():
             load.wait_for(200)
@@ -132,10 +128,8 @@ def _metric(text: str, series: str) -> float:
     raise AssertionError(f"no {series} in:\n{text}")
 
 
-def test_every_worker_answers_metrics_for_the_whole_server(
-    serving_workspace: Workspace, tmp_path: Path
-) -> None:
-    with two_workers(serving_workspace, tmp_path) as (server, workers):
+def test_every_worker_answers_metrics_for_the_whole_server(own: Workspace, tmp_path: Path) -> None:
+    with two_workers(own, tmp_path) as (server, workers):
         for _ in range(40):  # a new connection each time: the kernel spreads them over both workers
             with httpx.Client(base_url=server.base_url, timeout=30) as client:
                 assert client.post("/v1/suggestions", json=LISTING).status_code == 200
@@ -187,17 +181,17 @@ def _set_champion(ws: Workspace, version: str) -> None:
 
 
 def test_new_champion_is_picked_up_without_failing_requests_and_a_broken_one_is_refused(
-    serving_workspace: Workspace, tmp_path: Path
+    own: Workspace, tmp_path: Path
 ) -> None:
-    server = start_server(serving_workspace, tmp_path)
-    good = _register_copy_of_champion(serving_workspace)
-    broken = _register_broken(serving_workspace)
+    server = start_server(own, tmp_path)
+    good = _register_copy_of_champion(own)
+    broken = _register_broken(own)
     try:
         with server.client() as client:
             load = Load(server.base_url, threads=2)
             with load.running():
                 load.wait_for(50)
-                _set_champion(serving_workspace, good)
+                _set_champion(own, good)
                 reloaded = client.post("/v1/admin/reload", headers=ADMIN)
                 load.wait_for(len(load.received) + 50)
             assert reloaded.status_code == 200, reloaded.text
@@ -207,7 +201,7 @@ def test_new_champion_is_picked_up_without_failing_requests_and_a_broken_one_is_
             assert load.versions[0] == "1"
             assert load.versions[-1] == good
 
-            _set_champion(serving_workspace, broken)
+            _set_champion(own, broken)
             refused = client.post("/v1/admin/reload", headers=ADMIN)
             assert refused.status_code == 409, refused.text
             assert refused.json()["model"]["version"] == good
@@ -219,16 +213,15 @@ def test_new_champion_is_picked_up_without_failing_requests_and_a_broken_one_is_
             assert 'pricewise_model_reloads_total{outcome="failed"} 1.0' in client.get("/metrics").text
     finally:
         server.stop()
-        _set_champion(serving_workspace, "1")
 
 
 def test_registry_unreachable_at_start_serves_the_cached_last_good_model(
-    serving_workspace: Workspace, tmp_path: Path
+    own: Workspace, tmp_path: Path
 ) -> None:
-    warm = start_server(serving_workspace, tmp_path)  # loads champion v1 and caches it
+    warm = start_server(own, tmp_path)  # loads champion v1 and caches it
     warm.stop()
     dead_registry = f"http://127.0.0.1:{free_port()}"
-    server = start_server(serving_workspace, tmp_path, PRICEWISE_MLFLOW_TRACKING_URI=dead_registry)
+    server = start_server(own, tmp_path, PRICEWISE_MLFLOW_TRACKING_URI=dead_registry)
     try:
         with server.client() as client:
             model = client.get("/v1/model").json()
@@ -241,10 +234,14 @@ def test_registry_unreachable_at_start_serves_the_cached_last_good_model(
         server.stop()
 
 
-def test_without_any_trained_model_the_rules_baseline_answers_flagged(tmp_path: Path) -> None:
-    (tmp_path / "untrained").mkdir()
-    untrained = make_workspace(tmp_path / "untrained", light_config_text())
-    server = start_server(untrained, tmp_path, admin_token=None)
+def test_without_a_main_champion_the_registered_rules_baseline_answers_flagged(
+    light_champion_workspace: Workspace, tmp_path: Path
+) -> None:
+    ws = clone_workspace(light_champion_workspace, tmp_path / "ws")
+    tracking.configure(ws.settings)
+    # No main champion; train pointed the baseline's champion at the baseline it registered.
+    MlflowClient().delete_registered_model_alias("pricewise", "champion")
+    server = start_server(ws, tmp_path, admin_token=None)
     try:
         with server.client() as client:
             ready = client.get("/ready").json()
@@ -253,15 +250,19 @@ def test_without_any_trained_model_the_rules_baseline_answers_flagged(tmp_path: 
             )
             admin = client.post("/v1/admin/reload", headers=ADMIN)
             schema = client.get("/openapi.json").json()
+            categories = re.findall(r'<option value="([^"]+)"', client.get("/").text)
         assert ready["status"] == "ready"
         assert "baseline" in (ready["detail"] or "")
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["model"]["fallback"] is True
-        assert body["model"]["source"] == "baseline-fitted"
+        assert body["model"]["source"] == "baseline-registry"
+        assert body["model"]["name"] == "pricewise-baseline"
         assert response.headers["x-pricewise-fallback"] == "true"
         assert body["low"] <= body["price"] <= body["high"]
         assert body["explanation"]["up"] == body["explanation"]["down"] == []
+        assert body["comparables"] == [], "the baseline has no text features to find comparables with"
+        assert len(categories) > 1, "the baseline carries the category list"
         assert admin.status_code == 404, "no admin token configured: admin endpoints are off"
         assert "/v1/admin/reload" not in schema["paths"]
     finally:

@@ -12,10 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 
-from tests.serving_conftest import Server, server, serving_workspace
+from tests.support.servers import Server
 
 pytestmark = pytest.mark.integration
-__all__ = ["server", "serving_workspace"]  # fixtures used by name
 EXAMPLES_PER_OPERATION = 30
 
 

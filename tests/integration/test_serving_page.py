@@ -7,10 +7,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.serving_conftest import Server, browser, server, serving_workspace
+from tests.support.servers import Server
 
 pytestmark = pytest.mark.integration
-__all__ = ["browser", "server", "serving_workspace"]  # fixtures used by name
 
 
 def test_seller_gets_a_price_with_reasons_and_comparables_and_accepts_it(

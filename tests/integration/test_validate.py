@@ -11,7 +11,7 @@ from typer.testing import Result
 
 from pricewise.settings import Settings
 from pricewise.store import warehouse
-from tests.conftest import listing_row, write_table
+from tests.support.workspaces import listing_row, write_table
 
 pytestmark = pytest.mark.integration
 

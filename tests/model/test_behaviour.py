@@ -12,14 +12,16 @@ from pricewise.models import behaviour
 from pricewise.models.suggester import PriceSuggester
 from pricewise.store.registry import load_suggester
 from pricewise.store.training_data import load
-from tests.conftest import Workspace
+from tests.support.workspaces import Workspace
 
 pytestmark = pytest.mark.model
 
 
 @pytest.fixture(scope="module")
 def model(trained_workspace: Workspace) -> PriceSuggester:
+    # Both URIs: an earlier test in the session may have pointed the registry at another store.
     mlflow.set_tracking_uri(trained_workspace.settings.tracking_uri)
+    mlflow.set_registry_uri(trained_workspace.settings.tracking_uri)
     return load_suggester("models:/pricewise/1")
 
 

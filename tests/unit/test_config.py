@@ -8,7 +8,7 @@ import pytest
 
 from pricewise.config import Config, load_config
 from pricewise.errors import PricewiseError
-from tests.conftest import REPO
+from tests.support.workspaces import REPO
 
 
 def test_shipped_config_matches_the_schema() -> None:

@@ -8,14 +8,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
 from pricewise.columns import TEXT_COLUMNS
-from pricewise.config import BehaviourConfig
 
 Suggest = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+class CheckThresholds(Protocol):
+    """The thresholds of the checks (the behaviour section of the config has them); a Protocol, so this module
+    travels inside the logged model without the config module."""
+
+    @property
+    def sample_size(self) -> int: ...
+
+    @property
+    def invariance_tolerance(self) -> float: ...
+
+    @property
+    def condition_tolerance(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -90,7 +104,7 @@ def condition_order(suggest: Suggest, sample: pd.DataFrame, tolerance: float) ->
     )
 
 
-def run_checks(suggest: Suggest, sample: pd.DataFrame, config: BehaviourConfig) -> list[BehaviourCheck]:
+def run_checks(suggest: Suggest, sample: pd.DataFrame, config: CheckThresholds) -> list[BehaviourCheck]:
     """All behaviour checks on a sample of listings."""
     sample = sample.head(config.sample_size).reset_index(drop=True)
     return [

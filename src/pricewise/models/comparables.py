@@ -1,4 +1,4 @@
-"""A fitted main model and the training listings in, the most similar priced listings to a new one out.
+"""A fitted main model and priced reference listings in, the most similar priced listings to a new one out.
 
 Similarity is the cosine of the model's own TF-IDF text features (name + brand and full text), so "similar"
 means what the model sees. The index is the reference matrix in column-major form: a query touches only the
@@ -17,7 +17,6 @@ from sklearn.preprocessing import normalize
 
 from pricewise.models.features.sparse import SparseFeatureBuilder
 from pricewise.models.suggester import LogPriceModel, clean_input
-from pricewise.store.training_data import TrainingData
 
 DISPLAY_COLUMNS = ("name", "brand_name", "category_name", "item_condition_id")
 TRANSFORM_CHUNK = 100_000
@@ -90,15 +89,21 @@ class ComparablesIndex:
         return cls(builder, matrix, listings, np.asarray(price, dtype=np.float64))
 
     @classmethod
-    def build(cls, model: LogPriceModel, reference: TrainingData) -> ComparablesIndex | None:
-        """Index all training listings with the model's builder; None for models without one."""
+    def build(cls, model: LogPriceModel, frame: pd.DataFrame, price: np.ndarray) -> ComparablesIndex | None:
+        """Index reference listings with the model's own builder.
+
+        Args:
+            model: A fitted price model.
+            frame: Raw listing fields of the reference listings.
+            price: Their prices.
+
+        Returns:
+            The index, or None for a model without a sparse feature builder (its features say nothing about
+            text similarity).
+        """
         builder = getattr(model, "builder_", None)
         if not isinstance(builder, SparseFeatureBuilder):
             return None
-        frame = pd.concat(
-            [reference.train.frame, reference.valid.frame, reference.test.frame], ignore_index=True
-        )
-        price = np.concatenate([reference.train.price, reference.valid.price, reference.test.price])
         return cls.from_frame(builder, frame, price)
 
     def __len__(self) -> int:

@@ -2,12 +2,14 @@
 
 The pyfunc takes raw listing fields only (name, brand_name, category_name, item_condition_id, shipping,
 item_description) and returns price, low and high, so no preprocessing can differ between training and serving.
+It also carries the serving reference built at train time (category list, comparables index), so what serving
+shows beside a price comes from the model it loaded, not from a database.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -17,6 +19,9 @@ from mlflow.types.schema import ColSpec, Schema
 
 from pricewise.columns import CODE_COLUMNS, FEATURE_COLUMNS, OPTIONAL_COLUMNS
 from pricewise.models.features.text import Listings, text_values
+
+if TYPE_CHECKING:  # reference.py imports this module (comparables clean their input with clean_input)
+    from pricewise.models.reference import ServingReference
 
 MIN_PRICE = 1.0
 
@@ -116,10 +121,32 @@ def _codes(values: pd.Series | list[Any]) -> np.ndarray:
 class PriceSuggester(PythonModel):
     """The logged model: cleaning, the price model and its ranges, behind MLflow's pyfunc interface."""
 
-    def __init__(self, model: LogPriceModel, ranges: PriceRanges, kind: str) -> None:
+    # A class default, so a model pickled before the reference travelled with it unpickles with None.
+    reference: ServingReference | None = None
+
+    def __init__(
+        self,
+        model: LogPriceModel,
+        ranges: PriceRanges,
+        kind: str,
+        reference: ServingReference | None = None,
+    ) -> None:
+        """Package a fitted price model.
+
+        Args:
+            model: Raw listing fields to log1p(price).
+            ranges: Calibrated ranges around the model's log price.
+            kind: The model's class name, as tracked in MLflow.
+            reference: The category list and comparables index serving shows beside a price.
+        """
         self.model = model
         self.ranges = ranges
         self.kind = kind
+        self.reference = reference
+
+    def with_reference(self, reference: ServingReference) -> PriceSuggester:
+        """The same model and ranges carrying a serving reference (prices are unchanged)."""
+        return PriceSuggester(self.model, self.ranges, self.kind, reference)
 
     def _prices(self, clean: Listings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         # The model gets the cleaned columns, not a frame of them: for one listing, building and reading back a

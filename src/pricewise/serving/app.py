@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 
 from pricewise import __version__
 from pricewise.config import Config, load_config
-from pricewise.serving import limits, monitoring_routes, monitoring_view, routes
+from pricewise.serving import limits, log_figures, monitoring_routes, routes
 from pricewise.serving.batching import LoopBatcher, MicroBatcher
 from pricewise.serving.middleware import BodySizeLimit, RequestTelemetry
 from pricewise.serving.model_holder import ModelHolder
@@ -72,7 +72,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     _one_torch_thread_per_request()
     log = PredictionLog(default_url(settings), config.serve.log_synchronous)
     app.state.prediction_log = log
-    app.state.log_figures = monitoring_view.LogFigures(log)
+    app.state.log_figures = log_figures.LogFigures(log)
     app.state.pricer = LoopBatcher(routes.price_listings, config.serve.max_batch, "pricewise-pricer")
     app.state.thread_pricer = MicroBatcher(
         routes.price_listings, config.serve.max_batch, "pricewise-thread-pricer"

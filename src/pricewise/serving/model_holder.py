@@ -1,27 +1,24 @@
-"""Settings and config in, the model a worker serves out: champion, else cached last good, else rules baseline.
+"""Settings and config in, the model a worker serves out: champion, else cached last good, else registered baseline.
 
 The order: the registry's champion; the on-disk cache of the last champion that loaded and predicted; the
-registered rules baseline; a rules baseline fitted from the warehouse.
+champion of the registered rules baseline; else nothing (the worker is not ready and /ready says why).
 
-A loaded model is an immutable `ServedModel`; a reload builds a complete new one (model, explainer,
-comparables index) before it replaces the old reference, so requests in flight finish on the model they started
-with and a champion that fails to load never replaces a working one.
+Everything served comes from the model's own files: the category list and the comparables index travel inside
+the logged model (built at train time), so a load never reads the warehouse and is complete or refused.
+
+A loaded model is an immutable `ServedModel`; a reload builds a complete new one (model, explainer, reference)
+before it replaces the old reference, so requests in flight finish on the model they started with and a
+champion that fails to load never replaces a working one.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Literal
 
-import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
@@ -29,19 +26,15 @@ from mlflow.exceptions import MlflowException
 
 from pricewise.config import Config
 from pricewise.errors import PricewiseError
-from pricewise.models.baseline import RulesBaseline
 from pricewise.models.comparables import ComparablesIndex
 from pricewise.models.explain import Explainer
-from pricewise.models.ranges import ConformalPriceRanges
 from pricewise.models.suggester import PriceSuggester
 from pricewise.settings import Settings
-from pricewise.store import registry, tracking, training_data
+from pricewise.store import model_cache, registry, tracking
 
 logger = logging.getLogger(__name__)
 
-MAX_CATEGORIES = 300
-
-Source = Literal["registry", "cache", "baseline-registry", "baseline-fitted"]
+Source = Literal["registry", "cache", "baseline-registry"]
 
 
 @dataclass(frozen=True)
@@ -70,60 +63,8 @@ class ServedModel:
         return not getattr(self.suggester.model, "encodes_text", False)
 
 
-def cache_dir(settings: Settings) -> Path:
-    """Where the last good champion is kept, for starts with the registry unreachable."""
-    return settings.data_dir / "serving" / "model-cache"
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _download(settings: Settings, uri: str, name: str, version: str) -> Path:
-    """Copy a registered model's files into the cache directory (once per version; workers may race)."""
-    root = cache_dir(settings)
-    root.mkdir(parents=True, exist_ok=True)
-    target = root / f"{name}-v{version}"
-    if not (target / "MLmodel").is_file():
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}-v{version}-", dir=root))
-        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(staging))
-        try:
-            staging.rename(target)
-        except OSError:  # another worker got there first with the same files
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def _remember(settings: Settings, path: Path, name: str, version: str, run_id: str | None) -> None:
-    """Point `current.json` at a model that loaded and predicted; atomic, so a crash leaves the old pointer."""
-    root = cache_dir(settings)
-    fd, tmp = tempfile.mkstemp(prefix=".current-", dir=root)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump({"name": name, "version": version, "run_id": run_id, "path": path.name}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    Path(tmp).replace(root / "current.json")
-
-
-def _read_cache(settings: Settings) -> tuple[Path, dict[str, str | None]] | None:
-    pointer = cache_dir(settings) / "current.json"
-    try:
-        meta = json.loads(pointer.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    path = cache_dir(settings) / str(meta.get("path", ""))
-    return (path, meta) if (path / "MLmodel").is_file() else None
-
-
-def _reference(settings: Settings) -> training_data.TrainingData | None:
-    try:
-        return training_data.load(settings, 1)
-    except PricewiseError as exc:
-        logger.warning("no training listings for comparables or a fitted baseline: %s", exc)
-        return None
-    except Exception:  # a locked or damaged warehouse must not stop the API from serving prices
-        logger.warning("cannot read the warehouse", exc_info=True)
-        return None
 
 
 SMOKE_LISTING = {
@@ -146,24 +87,64 @@ def _smoke_test(suggester: PriceSuggester) -> None:
         raise PricewiseError("the model returns non-finite prices on a smoke listing")
 
 
-def _assemble(
-    suggester: PriceSuggester,
-    name: str,
-    version: str | None,
-    run_id: str | None,
-    source: Source,
-    reference: training_data.TrainingData | None,
+def assemble(
+    suggester: PriceSuggester, name: str, version: str | None, run_id: str | None, source: Source
 ) -> ServedModel:
+    """Check a loaded model and wrap it with what serving shows beside its prices.
+
+    Args:
+        suggester: The loaded model.
+        name: Its registered name.
+        version: Its registered version.
+        run_id: The run that logged it.
+        source: Where it was loaded from.
+
+    Returns:
+        The served model, with the explainer built from the model and the category list and comparables index
+        taken from the reference the model carries (none for a model logged before it carried one).
+
+    Raises:
+        PricewiseError: The model fails its smoke listing.
+    """
     explainer = Explainer.for_model(suggester.model)
-    comparables = None
-    if reference is not None:
-        comparables = ComparablesIndex.build(suggester.model, reference)
     _smoke_test(suggester)
-    categories: tuple[str, ...] = ()
-    if reference is not None:
-        counts = reference.train.frame["category_name"].dropna().astype(str).value_counts()
-        categories = tuple(sorted(c for c in counts.index[:MAX_CATEGORIES] if c))
-    return ServedModel(suggester, name, version, run_id, source, _now(), explainer, comparables, categories)
+    reference = suggester.reference
+    if reference is None:
+        logger.warning(
+            "%s v%s carries no serving reference (logged before the reference travelled with the model): "
+            "no comparables and no category list until a newer version is served",
+            name,
+            version or "-",
+        )
+        return ServedModel(suggester, name, version, run_id, source, _now(), explainer, None, ())
+    return ServedModel(
+        suggester,
+        name,
+        version,
+        run_id,
+        source,
+        _now(),
+        explainer,
+        reference.comparables,
+        reference.categories,
+    )
+
+
+def _registered_champion(settings: Settings, name: str) -> tuple[str, str | None]:
+    """The version and run id the champion alias of `name` points at.
+
+    Raises:
+        PricewiseError: The registry is unreachable or has no champion of `name`.
+    """
+    tracking.configure(settings)
+    client = MlflowClient()
+    version = registry.version_by_alias(client, name, registry.CHAMPION)
+    if version is None:
+        raise PricewiseError(f"{name} has no {registry.CHAMPION} yet")
+    try:
+        return version, client.get_model_version(name, version).run_id
+    except MlflowException as exc:
+        raise PricewiseError(f"cannot fetch {name} v{version}: {exc}") from exc
 
 
 def load_champion(settings: Settings, config: Config) -> ServedModel:
@@ -173,20 +154,15 @@ def load_champion(settings: Settings, config: Config) -> ServedModel:
         PricewiseError: The registry is unreachable, has no champion, or the champion does not load.
     """
     name = config.train.registered_model
-    tracking.configure(settings)
-    client = MlflowClient()
-    version = registry.version_by_alias(client, name, registry.CHAMPION)
-    if version is None:
-        raise PricewiseError(f"{name} has no {registry.CHAMPION} yet")
+    version, run_id = _registered_champion(settings, name)
     try:
-        run_id = client.get_model_version(name, version).run_id
-        path = _download(settings, f"models:/{name}/{version}", name, version)
+        path = model_cache.download(settings, f"models:/{name}/{version}", name, version)
     except (MlflowException, OSError) as exc:
         raise PricewiseError(f"cannot fetch {name} v{version}: {exc}") from exc
     suggester = registry.load_suggester(str(path))
-    served = _assemble(suggester, name, version, run_id, "registry", _reference(settings))
+    served = assemble(suggester, name, version, run_id, "registry")
     # Only a model that loaded and predicted becomes the "last good model" for registry outages.
-    _remember(settings, path, name, version, run_id)
+    model_cache.remember(settings, path, name, version, run_id)
     return served
 
 
@@ -200,68 +176,59 @@ def current_champion_version(settings: Settings, config: Config) -> str | None:
     return registry.version_by_alias(MlflowClient(), config.train.registered_model, registry.CHAMPION)
 
 
-def _load_cached(settings: Settings, config: Config) -> ServedModel:
-    cached = _read_cache(settings)
+def load_cached(settings: Settings) -> ServedModel:
+    """Load the last good champion from the on-disk cache.
+
+    Raises:
+        PricewiseError: Nothing is cached, or the cached model does not load or predict.
+    """
+    cached = model_cache.read_cached(settings)
     if cached is None:
-        raise PricewiseError("no cached model")
-    path, meta = cached
-    suggester = registry.load_suggester(str(path))
-    return _assemble(
-        suggester,
-        str(meta["name"]),
-        meta.get("version"),
-        meta.get("run_id"),
-        "cache",
-        _reference(settings),
-    )
+        raise PricewiseError(f"no cached model in {model_cache.cache_dir(settings)}")
+    suggester = registry.load_suggester(str(cached.path))
+    return assemble(suggester, cached.name, cached.version, cached.run_id, "cache")
 
 
-def _load_baseline(settings: Settings, config: Config) -> ServedModel:
+def load_baseline(settings: Settings, config: Config) -> ServedModel:
+    """Load the champion of the registered rules baseline (train registers it and points champion at it).
+
+    Raises:
+        PricewiseError: The registry is unreachable, has no baseline champion, or it does not load.
+    """
     name = config.train.baseline_registered_model
-    reference = _reference(settings)
-    try:
-        tracking.configure(settings)
-        client = MlflowClient()
-        version = registry.version_by_alias(client, name, registry.CHAMPION)
-        if version is not None:
-            run_id = client.get_model_version(name, version).run_id
-            suggester = registry.load_suggester(f"models:/{name}/{version}")
-            return _assemble(suggester, name, version, run_id, "baseline-registry", reference)
-    except (PricewiseError, MlflowException, OSError) as exc:
-        logger.warning("registered baseline unavailable: %s", exc)
-    if reference is None:
-        raise PricewiseError(
-            "no trained model, no cached model and no training listings to fit a baseline on"
-        )
-    baseline = RulesBaseline(config.train.baseline.min_group_size).fit(
-        reference.train.frame, reference.train.log_price
-    )
-    ranges = ConformalPriceRanges(coverage=config.train.coverage).calibrate(
-        baseline.predict(reference.valid.frame), reference.valid.log_price
-    )
-    suggester = PriceSuggester(model=baseline, ranges=ranges, kind=type(baseline).__name__)
-    return _assemble(suggester, name, None, None, "baseline-fitted", reference)
+    version, run_id = _registered_champion(settings, name)
+    suggester = registry.load_suggester(f"models:/{name}/{version}")
+    return assemble(suggester, name, version, run_id, "baseline-registry")
 
 
 def load_best(settings: Settings, config: Config) -> ServedModel:
-    """The best model available now: champion, else cached champion, else a rules baseline.
+    """The best model available now: champion, else cached champion, else the registered rules baseline.
 
     Raises:
-        PricewiseError: Nothing at all can be served.
+        PricewiseError: Nothing at all can be served; the message says why each source failed.
     """
+    reasons = []
     try:
         return load_champion(settings, config)
     except Exception as exc:  # noqa: BLE001 - any failure of the registry path falls to the next source
         logger.warning("champion unavailable (%s); trying the cached model", exc)
+        reasons.append(f"champion: {exc}")
     try:
-        served = _load_cached(settings, config)
+        served = load_cached(settings)
     except Exception as exc:  # noqa: BLE001 - a broken cache falls through to the baseline
-        logger.warning("cached model unavailable (%s); falling back to the rules baseline", exc)
+        logger.warning("cached model unavailable (%s); trying the registered rules baseline", exc)
+        reasons.append(f"cache: {exc}")
     else:
         logger.warning("serving the cached %s v%s", served.name, served.version)
         return served
-    served = _load_baseline(settings, config)
-    logger.warning("serving the rules baseline (%s): no trained model available", served.source)
+    try:
+        served = load_baseline(settings, config)
+    except Exception as exc:
+        reasons.append(f"baseline: {exc}")
+        raise PricewiseError("no model can be served (" + "; ".join(reasons) + ")") from exc
+    logger.warning(
+        "serving the rules baseline %s v%s: no trained main model available", served.name, served.version
+    )
     return served
 
 
@@ -281,8 +248,8 @@ class ModelHolder:
         """Start empty; call `load_initial`.
 
         Args:
-            settings: Where the registry, cache and warehouse are.
-            config: Registered model names and baseline parameters.
+            settings: Where the registry and the model cache are.
+            config: The registered model names (main model and rules baseline).
         """
         self.settings = settings
         self.config = config
@@ -317,9 +284,9 @@ class ModelHolder:
                 version = current_champion_version(self.settings, self.config)
             except Exception as exc:  # noqa: BLE001 - an unreachable registry keeps the current model
                 return ReloadOutcome(False, False, f"registry unreachable, keeping the current model: {exc}")
+            if current is None:  # nothing serves yet: any source is better than none
+                return self._load_any()
             if version is None:
-                if current is None:
-                    return self._load_any()
                 return ReloadOutcome(False, False, "no champion in the registry; keeping the current model")
             same = (
                 current is not None and current.source in ("registry", "cache") and current.version == version

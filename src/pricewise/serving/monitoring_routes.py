@@ -2,7 +2,7 @@
 
 Nothing here may take serving down: every section of the overview is computed on its own and reports a state
 instead of raising, and the handlers are plain functions (FastAPI runs them in its thread pool) because the
-warehouse and the prediction log are blocking I/O.
+decision tables, the registry and the prediction log are blocking I/O. Nothing here opens the warehouse.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from pricewise.config import Config
-from pricewise.serving import monitoring_view
-from pricewise.serving.model_holder import ModelHolder
+from pricewise.serving import log_figures, monitoring_view
+from pricewise.serving.model_holder import ModelHolder, current_champion_version
 from pricewise.serving.routes import model_info
 from pricewise.serving.schemas import MonitoringOverview
 from pricewise.settings import Settings
@@ -24,10 +24,12 @@ api = APIRouter(prefix="/v1", tags=["monitoring"])
 reports = APIRouter(tags=["monitoring"])
 page = APIRouter(include_in_schema=False)
 
-RunId = Annotated[str, Path(min_length=1, max_length=200, description="A `run_id` of `monitoring_runs`.")]
+RunId = Annotated[
+    str, Path(min_length=1, max_length=200, description="The `run_id` of a recorded monitoring run.")
+]
 REPORT_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown run, a run without a report, or its report file is gone."},
-    503: {"description": "The warehouse is busy (another process is writing to it); retry shortly."},
+    503: {"description": "The decision tables cannot be read right now; retry shortly."},
 }
 
 
@@ -35,14 +37,15 @@ def _overview(request: Request) -> MonitoringOverview:
     state = request.app.state
     settings: Settings = state.settings
     config: Config = state.config
-    log_figures: monitoring_view.LogFigures = state.log_figures
+    figures: log_figures.LogFigures = state.log_figures
     holder: ModelHolder = state.models
     served = holder.served
     return monitoring_view.overview(
         settings,
         config.train.registered_model,
-        log_figures,
+        figures,
         model_info(served) if served is not None else None,
+        lambda: current_champion_version(settings, config),
         lambda run_id: str(request.url_for("monitoring_report", run_id=run_id).path),
     )
 
@@ -52,8 +55,8 @@ def monitoring_overview(request: Request) -> MonitoringOverview:
     """The champion and promotion history, request rate and latency percentiles over time, RMSLE and range
     coverage against reported sold prices, and the drift status of each monitoring run.
 
-    Always 200: a section without data, or whose source is unavailable (no warehouse yet, the warehouse busy
-    with a writer), says so in its `state` and `message`.
+    Always 200: a section without data, or whose source is unavailable (the registry unreachable, the decision
+    tables unreadable), says so in its `state` and `message`.
     """
     return _overview(request)
 

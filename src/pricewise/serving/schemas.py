@@ -116,10 +116,11 @@ class ModelInfo(BaseModel):
     """Which model answered."""
 
     name: str = Field(description="Registered model name.")
-    version: str | None = Field(description="Registered version (None for a baseline fitted in the server).")
+    version: str | None = Field(description="Registered version.")
     run_id: str | None = Field(description="MLflow run that produced the model.")
-    source: Literal["registry", "cache", "baseline-registry", "baseline-fitted"] = Field(
-        description="Where it was loaded from: the registry, the on-disk cache of the last good model, or a fallback."
+    source: Literal["registry", "cache", "baseline-registry"] = Field(
+        description="Where it was loaded from: the registry, the on-disk cache of the last good model, or the "
+        "registered rules baseline (the fallback)."
     )
     fallback: bool = Field(
         description="True when a rules baseline answers because no trained model is available."
@@ -219,7 +220,7 @@ class ReloadResponse(BaseModel):
     detail: str
 
 
-SectionState = Literal["ok", "empty", "missing", "busy", "unsupported", "error"]
+SectionState = Literal["ok", "empty", "unsupported", "error"]
 
 
 class MonitoringSection(BaseModel):
@@ -227,8 +228,7 @@ class MonitoringSection(BaseModel):
 
     state: SectionState = Field(
         description=(
-            "'ok': figures below; 'empty': nothing recorded yet; 'missing': no warehouse yet; 'busy': another "
-            "process holds the warehouse's write lock (retry shortly); 'unsupported': the prediction log's "
+            "'ok': figures below; 'empty': nothing recorded yet; 'unsupported': the prediction log's "
             "database cannot compute this section; 'error': reading failed (see message and server log)."
         )
     )
@@ -236,13 +236,17 @@ class MonitoringSection(BaseModel):
 
 
 class ChampionSection(MonitoringSection):
-    """The registered champion, since when it holds the alias, and the model this worker serves."""
+    """The champion (the registry's alias), since when it holds the alias, and the model this worker serves."""
 
     registered_model: str = Field(description="Registered model name the promotion gate works on.")
-    version: str | None = Field(default=None, description="Champion version after the last promotion.")
-    since: str | None = Field(default=None, description="When it became champion (ISO 8601, UTC).")
+    version: str | None = Field(default=None, description="The version the champion alias points at.")
+    since: str | None = Field(
+        default=None,
+        description="When it became champion (ISO 8601, UTC); None when the alias was moved outside pricewise.",
+    )
     promoted_by: str | None = Field(
-        default=None, description="The decision that made it champion: 'first', 'promote' or 'rollback'."
+        default=None,
+        description="The recorded decision that made it champion: 'first', 'promote' or 'rollback'.",
     )
     run_id: str | None = Field(
         default=None, description="MLflow run of the champion, when this worker serves that version."

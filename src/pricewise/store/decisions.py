@@ -6,6 +6,10 @@ page wait for batch work. SQLite under the data directory by default; PostgreSQL
 ``PRICEWISE_DECISIONS_URL``. Every statement names its columns.
 
 ``promotions`` is history: who is champion now is the registry's alias, nothing else.
+
+Warehouses made before these tables moved here hold them in DuckDB. The batch commands open the store with
+`open_batch_store`, which copies those rows over once, while the store is still empty; the server opens it with
+`open_store` and never touches the warehouse.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
     insert,
     select,
 )
@@ -183,13 +188,16 @@ class DecisionStore:
             PricewiseError: The database cannot be opened or created.
         """
         self.url = url
-        self.engine: Engine = engine_for(url)
+        try:
+            self.engine: Engine = engine_for(url)
+        except OSError as exc:  # the SQLite file's directory cannot be created
+            raise PricewiseError(f"cannot open the decision tables at {url}: {exc}") from exc
         self.metadata = MetaData()
         self._tables = _tables(self.metadata)
         try:
             self.metadata.create_all(self.engine, checkfirst=True)
         except SQLAlchemyError as exc:
-            raise PricewiseError(f"cannot open the decision tables: {exc}") from exc
+            raise PricewiseError(f"cannot open the decision tables at {url}: {exc}") from exc
 
     def table(self, kind: type) -> Table:
         """The table that holds rows of `kind` (Promotion, MonitoringRun or RetrainDecision)."""
@@ -261,6 +269,30 @@ class DecisionStore:
             query = query.limit(limit)
         return self._read(RetrainDecision, query)
 
+    def is_empty(self) -> bool:
+        """Whether none of the three tables holds a row."""
+        try:
+            with self.engine.connect() as connection:
+                return all(
+                    connection.execute(select(func.count()).select_from(t)).scalar_one() == 0
+                    for t in self._tables.values()
+                )
+        except SQLAlchemyError as exc:
+            raise PricewiseError(f"cannot read the decision tables: {exc}") from exc
+
+    def record_all(self, rows: list[Row]) -> None:
+        """Insert rows in one transaction: all of them are committed, or none.
+
+        Raises:
+            PricewiseError: The database cannot be written.
+        """
+        try:
+            with self.engine.begin() as connection:
+                for row in rows:
+                    connection.execute(insert(self.table(type(row))).values(**asdict(row)))
+        except SQLAlchemyError as exc:
+            raise PricewiseError(f"cannot record {len(rows)} decisions: {exc}") from exc
+
     def close(self) -> None:
         """Release the engine's connections."""
         self.engine.dispose()
@@ -273,6 +305,130 @@ def open_store(settings: Settings) -> DecisionStore:
         PricewiseError: The database cannot be opened.
     """
     return DecisionStore(default_url(settings))
+
+
+def open_batch_store(settings: Settings) -> DecisionStore:
+    """The decision tables, for a batch command: on first use, rows an older warehouse holds are copied in.
+
+    Raises:
+        PricewiseError: The database or the warehouse cannot be opened, or the copy fails (nothing is copied).
+    """
+    store = open_store(settings)
+    try:
+        migrate_from_warehouse(store, settings)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def migrate_from_warehouse(store: DecisionStore, settings: Settings) -> int:
+    """Copy promotions, monitoring runs and retraining decisions from the warehouse, once.
+
+    Nothing happens when the store already holds a row (it has been in use, or was migrated) or when the
+    warehouse has none of the old tables' rows. The copy is one transaction.
+
+    Returns:
+        The number of rows copied.
+
+    Raises:
+        PricewiseError: The warehouse cannot be read or the store cannot be written.
+    """
+    if not store.is_empty():
+        return 0
+    from pricewise.store import warehouse  # noqa: PLC0415 - the server imports this module, never the warehouse
+
+    legacy = warehouse.legacy_decisions(settings)
+    rows: list[Row] = [_legacy_promotion(r) for r in legacy.get("promotions", [])]
+    rows += [_legacy_run(r) for r in legacy.get("monitoring_runs", [])]
+    rows += [_legacy_retrain(r) for r in legacy.get("retrain_decisions", [])]
+    if not rows:
+        return 0
+    store.record_all(rows)
+    logger.info("copied %d decisions from the warehouse %s into %s", len(rows), settings.warehouse, store.url)
+    return len(rows)
+
+
+def _loaded(text: Any, empty: Any) -> Any:
+    if text is None:
+        return empty
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"unparsed": text} if isinstance(empty, dict) else [text]
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _aware(value: Any) -> datetime | None:
+    """The warehouse stored UTC wall-clock time without a zone."""
+    return _utc(value) if isinstance(value, datetime) else None
+
+
+def _required_time(row: dict[str, Any], column: str) -> datetime:
+    value = _aware(row.get(column))
+    if value is None:
+        raise PricewiseError(f"a decision row in the warehouse has no {column}: {row}")
+    return value
+
+
+def _legacy_promotion(row: dict[str, Any]) -> Promotion:
+    decided_at = _required_time(row, "decided_at")
+    return Promotion(
+        decided_at=decided_at,
+        registered_model=str(row["registered_model"]),
+        action=row["action"],
+        champion_before=_text(row.get("champion_before")),
+        challenger=_text(row.get("challenger")),
+        champion_after=_text(row.get("champion_after")),
+        figures=dict(_loaded(row.get("metrics"), {})),
+        reason=str(row["reason"]),
+    )
+
+
+def _legacy_run(row: dict[str, Any]) -> MonitoringRun:
+    created_at = _required_time(row, "created_at")
+    return MonitoringRun(
+        run_id=str(row["run_id"]),
+        created_at=created_at,
+        window_kind=row["window_kind"],
+        window_start=_aware(row.get("window_start")),
+        window_end=_aware(row.get("window_end")),
+        batch_id=_text(row.get("batch_id")),
+        model_version=_text(row.get("model_version")),
+        status=row["status"],
+        reference_rows=int(row["reference_rows"]),
+        current_rows=int(row["current_rows"]),
+        compared_rows=int(row["compared_rows"]),
+        drift_share=None if row.get("drift_share") is None else float(row["drift_share"]),
+        drifted_columns=[str(c) for c in _loaded(row.get("drifted_columns"), [])],
+        prediction_drift=row.get("prediction_drift"),
+        target_drift=row.get("target_drift"),
+        feedback_rows=int(row["feedback_rows"]),
+        rmsle=None if row.get("rmsle") is None else float(row["rmsle"]),
+        coverage=None if row.get("coverage") is None else float(row["coverage"]),
+        message=str(row["message"]),
+        report_html=_text(row.get("report_html")),
+        report_json=_text(row.get("report_json")),
+    )
+
+
+def _legacy_retrain(row: dict[str, Any]) -> RetrainDecision:
+    decided_at = _required_time(row, "decided_at")
+    return RetrainDecision(
+        decided_at=decided_at,
+        monitoring_run_id=_text(row.get("monitoring_run_id")),
+        due=bool(row["due"]),
+        reasons=list(_loaded(row.get("reasons"), [])),
+        action=row["action"],
+        challenger_version=_text(row.get("challenger_version")),
+        promotion_action=_text(row.get("promotion_action")),
+        message=str(row["message"]),
+    )
 
 
 def json_ready(figures: dict[str, Any]) -> dict[str, Any]:

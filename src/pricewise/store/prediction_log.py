@@ -1,4 +1,6 @@
-"""Served suggestions and seller feedback in, durable rows in a SQLAlchemy database (SQLite WAL by default) out.
+"""Served suggestions and seller feedback in, durable rows in a SQLAlchemy database (SQLite WAL by default) out;
+and the reads made of them: the latest sold price per suggestion (one query, which monitoring, the harvest of
+sold listings and the monitoring page share), the sold suggestions, and a window of suggestions.
 
 Durability: `record_suggestions` commits before the route returns, so a suggestion a client received is in the
 database. On SQLite the database runs in WAL mode with ``synchronous=NORMAL`` by default: COMMIT returns once
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -34,6 +37,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import Subquery
 
 from pricewise.errors import PricewiseError
 from pricewise.settings import Settings
@@ -196,6 +200,110 @@ class PredictionLog:
             except IntegrityError:
                 return False
         return True
+
+    def latest_sold_prices(self) -> Subquery:
+        """A subquery of (request_id, sold_price): the latest sold price fed back for each suggestion.
+
+        A seller may correct a report; the latest one counts, and a suggestion counts once. Monitoring, the
+        harvest of sold listings and the monitoring page all join this one subquery.
+        """
+        f = self.feedback
+        latest = (
+            select(func.max(f.c.id).label("feedback_id"))
+            .where(f.c.sold_price.is_not(None))
+            .group_by(f.c.request_id)
+            .subquery()
+        )
+        return (
+            select(f.c.request_id, f.c.sold_price)
+            .join(latest, latest.c.feedback_id == f.c.id)
+            .subquery("latest_sold_prices")
+        )
+
+    def sold_suggestions(self, with_inputs: bool = True) -> pd.DataFrame:
+        """Every logged suggestion with a sold price fed back, one row per suggestion.
+
+        Args:
+            with_inputs: Also return each request's listing (the harvest needs it; figures do not).
+
+        Returns:
+            Columns request_id, created_at (UTC), model_version, inputs (the request's listing, when asked for),
+            price, low, high, stated_coverage (the coverage the range promised) and sold_price (the latest one
+            reported); price is NaN for a suggestion that logged none.
+        """
+        p = self.predictions
+        sold = self.latest_sold_prices()
+        query = (
+            select(
+                p.c.request_id,
+                p.c.created_at,
+                p.c.model_version,
+                *([p.c.inputs] if with_inputs else []),
+                p.c.outputs["price"].as_float().label("price"),
+                p.c.outputs["low"].as_float().label("low"),
+                p.c.outputs["high"].as_float().label("high"),
+                p.c.outputs["coverage"].as_float().label("stated_coverage"),
+                sold.c.sold_price,
+            )
+            .join(sold, sold.c.request_id == p.c.request_id)
+            .order_by(p.c.created_at, p.c.request_id)
+        )
+        with self.engine.connect() as connection:
+            result = connection.execute(query)
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        for column in ("price", "low", "high", "stated_coverage", "sold_price"):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+        frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+        return frame
+
+    def suggestions_between(
+        self, start: datetime | None, end: datetime | None, chunk_rows: int = 50_000
+    ) -> pd.DataFrame:
+        """Suggestions logged in [start, end) with their inputs, outputs and, where fed back, the latest sold
+        price.
+
+        Text comes back as lengths where only the length is compared, so a window of a million suggestions stays
+        small in memory; rows are read `chunk_rows` at a time.
+
+        Returns:
+            Columns request_id, created_at, model_version, name, brand_name, category_name, item_condition_id,
+            shipping, description_chars, price, low, high and sold_price (NaN without feedback).
+        """
+        p = self.predictions
+        sold = self.latest_sold_prices()
+        query = select(
+            p.c.request_id,
+            p.c.created_at,
+            p.c.model_version,
+            p.c.inputs["name"].as_string().label("name"),
+            p.c.inputs["brand_name"].as_string().label("brand_name"),
+            p.c.inputs["category_name"].as_string().label("category_name"),
+            p.c.inputs["item_condition_id"].as_integer().label("item_condition_id"),
+            p.c.inputs["shipping"].as_integer().label("shipping"),
+            func.coalesce(func.length(p.c.inputs["item_description"].as_string()), 0).label(
+                "description_chars"
+            ),
+            p.c.outputs["price"].as_float().label("price"),
+            p.c.outputs["low"].as_float().label("low"),
+            p.c.outputs["high"].as_float().label("high"),
+            sold.c.sold_price,
+        ).select_from(p.outerjoin(sold, sold.c.request_id == p.c.request_id))
+        if start is not None:
+            query = query.where(p.c.created_at >= start)
+        if end is not None:
+            query = query.where(p.c.created_at < end)
+        chunks: list[pd.DataFrame] = []
+        with self.engine.connect() as connection:
+            result = connection.execution_options(yield_per=chunk_rows).execute(query)
+            columns = list(result.keys())
+            for part in result.partitions():
+                chunks.append(pd.DataFrame(part, columns=columns))
+        if not chunks:
+            return pd.DataFrame(columns=columns)
+        frame = pd.concat(chunks, ignore_index=True)
+        for column in ("price", "low", "high", "sold_price"):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+        return frame
 
     def logged_request_ids(self) -> set[str]:
         """Every request id in the log (for audits and tests)."""

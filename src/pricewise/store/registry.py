@@ -6,12 +6,16 @@ The aliases are the one answer to "who is champion": ``champion`` is what servin
 
 from __future__ import annotations
 
+import pickle
+import sys
+
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from pricewise.errors import PricewiseError
 from pricewise.models.suggester import PriceSuggester
+from pricewise.store.legacy_modules import old_module_names
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -37,11 +41,21 @@ def load_suggester(uri: str) -> PriceSuggester:
     Raises:
         PricewiseError: The URI does not resolve to a loadable pricewise model.
     """
+    # MLflow puts the model's code directory first on sys.path. This process already imports pricewise from its
+    # installation, and a child it spawns inherits sys.path: left there, the model's copy (models/ only) would
+    # shadow the package in the child. It would also grow sys.path on every reload.
+    search_path = list(sys.path)
     try:
-        loaded = mlflow.pyfunc.load_model(uri)
+        with old_module_names():
+            loaded = mlflow.pyfunc.load_model(uri)
     except (MlflowException, OSError) as exc:
         message = exc.message if isinstance(exc, MlflowException) else str(exc)
         raise PricewiseError(f"cannot load model {uri}: {message}") from exc
+    except (ImportError, AttributeError, pickle.UnpicklingError, EOFError) as exc:
+        # A pickle naming code this version does not have, or a truncated file.
+        raise PricewiseError(f"cannot load model {uri}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        sys.path[:] = search_path
     model = loaded.unwrap_python_model()
     if not isinstance(model, PriceSuggester):
         raise PricewiseError(f"{uri} is not a pricewise model")

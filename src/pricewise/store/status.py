@@ -5,23 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pricewise.settings import Settings
-from pricewise.store import warehouse
-
-
-@dataclass(frozen=True)
-class BatchStatus:
-    """One batch with its latest validation, if any."""
-
-    batch_id: str
-    kind: str
-    source_name: str
-    file_format: str
-    rows: int
-    ingested_at: str
-    status: str | None
-    accepted: int | None
-    rejected: int | None
-    report_html: str | None
+from pricewise.store import batches, warehouse
+from pricewise.store.batches import BatchSummary
 
 
 @dataclass(frozen=True)
@@ -29,7 +14,7 @@ class DataStatus:
     """All batches, and the usable training listings per split."""
 
     warehouse: str
-    batches: tuple[BatchStatus, ...]
+    batches: tuple[BatchSummary, ...]
     training_splits: dict[str, int]
 
 
@@ -43,17 +28,6 @@ def run(settings: Settings) -> DataStatus:
         The batches in ingest order and the training listings per split.
     """
     with warehouse.connect(settings, read_only=True) as con:
-        rows = con.execute(
-            """
-            SELECT b.batch_id, b.kind, b.source_name, b.file_format, b.row_count,
-                   strftime(b.ingested_at, '%Y-%m-%d %H:%M:%S'), v.status, v.accepted, v.rejected, v.report_html
-            FROM batches b LEFT JOIN latest_validations v USING (batch_id)
-            ORDER BY b.ingested_at, b.batch_id
-            """
-        ).fetchall()
-        splits = dict(con.execute("SELECT split, count(*) FROM training_listings GROUP BY split").fetchall())
-    return DataStatus(
-        warehouse=str(settings.warehouse),
-        batches=tuple(BatchStatus(*row) for row in rows),
-        training_splits={str(k): int(v) for k, v in splits.items()},
-    )
+        summaries = batches.batch_summaries(con)
+        splits = warehouse.training_split_counts(con)
+    return DataStatus(warehouse=str(settings.warehouse), batches=summaries, training_splits=splits)

@@ -62,15 +62,9 @@ def load(settings: Settings, min_rows: int = 1) -> TrainingData:
     Raises:
         PricewiseError: No warehouse, or too few usable listings in a split.
     """
-    columns = ", ".join(FEATURE_COLUMNS)
     with warehouse.connect(settings, read_only=True) as con:
-        frame = con.execute(
-            f"SELECT listing_id, split, batch_id, {columns}, price FROM training_listings ORDER BY listing_id"
-        ).df()
-        digest_row = con.execute(
-            "SELECT string_agg(content_sha256, ',' ORDER BY batch_id) FROM batches "
-            "WHERE batch_id IN (SELECT DISTINCT batch_id FROM training_listings)"
-        ).fetchone()
+        frame = warehouse.training_listings(con, FEATURE_COLUMNS)
+        lineage = warehouse.training_lineage(con)
     splits = {}
     for name in ("train", "valid", "test"):
         part = frame[frame["split"] == name]
@@ -82,7 +76,6 @@ def load(settings: Settings, min_rows: int = 1) -> TrainingData:
         features = part[list(FEATURE_COLUMNS)].reset_index(drop=True)
         splits[name] = Split(features, part["price"].to_numpy(dtype=float))
     batch_ids = tuple(sorted(frame["batch_id"].unique().tolist()))
-    lineage = (digest_row[0] if digest_row else "") or ""
     return TrainingData(
         train=splits["train"],
         valid=splits["valid"],
@@ -90,3 +83,34 @@ def load(settings: Settings, min_rows: int = 1) -> TrainingData:
         batch_ids=batch_ids,
         digest=hashlib.sha256(lineage.encode()).hexdigest()[:16],
     )
+
+
+def reference_sample(
+    settings: Settings, batch_ids: tuple[str, ...] | None, max_rows: int, seed: int
+) -> tuple[pd.DataFrame, int]:
+    """A uniform sample of the training split of some batches (of all usable training listings when None).
+
+    Args:
+        settings: Where the warehouse is.
+        batch_ids: The batches a model was trained on, or None for every batch.
+        max_rows: Most rows returned; DuckDB's reservoir sample picks them.
+        seed: The sample's seed, so the same reference comes back for the same data.
+
+    Returns:
+        The sample (feature columns and price) and the number of rows it was drawn from.
+
+    Raises:
+        PricewiseError: No warehouse.
+    """
+    columns = ", ".join((*FEATURE_COLUMNS, "price"))
+    where = "split = 'train'"
+    if batch_ids:
+        where += " AND batch_id IN (" + ", ".join(warehouse.sql_literal(b) for b in batch_ids) + ")"
+    with warehouse.connect(settings, read_only=True) as con:
+        count_row = con.execute(f"SELECT count(*) FROM training_listings WHERE {where}").fetchone()
+        total = int(count_row[0]) if count_row else 0
+        sample = f"USING SAMPLE reservoir({int(max_rows)} ROWS) REPEATABLE ({int(seed)})" if total else ""
+        frame = con.execute(
+            f"SELECT {columns} FROM (SELECT * FROM training_listings WHERE {where}) {sample}"
+        ).df()
+    return frame, total

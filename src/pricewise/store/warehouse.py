@@ -8,19 +8,24 @@ This is the only module that opens DuckDB. Tables:
 - ``listings``: rows that passed validation, typed, with their split; priced rows are training listings.
 - ``rejects``: rows that failed validation, with reason codes; accepted + rejected = read for every batch.
 - ``validations`` and ``batch_profiles``: the result of every validation run and each batch's profile.
-- ``promotions``: every promotion, refusal and rollback of a champion, with figures and reason.
-- ``monitoring_runs`` and ``retrain_decisions``: every monitoring run's summary and every retraining decision.
+
+Promotions, monitoring runs and retraining decisions are not here: they are the decision tables of
+``store/decisions.py`` (SQLite at <data_dir>/decisions.db, or ``PRICEWISE_DECISIONS_URL``), which the server reads
+without waiting for batch work. Warehouses made before that still hold those three tables; `legacy_decisions`
+reads them once so the decision store can take them over.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import pandas as pd
 
 from pricewise.errors import PricewiseError
 from pricewise.settings import Settings
@@ -107,49 +112,6 @@ CREATE TABLE IF NOT EXISTS validations (
 CREATE TABLE IF NOT EXISTS batch_profiles (
     batch_id VARCHAR PRIMARY KEY,
     profile VARCHAR NOT NULL            -- JSON
-);
-CREATE TABLE IF NOT EXISTS promotions (
-    decided_at TIMESTAMP NOT NULL,
-    registered_model VARCHAR NOT NULL,
-    action VARCHAR NOT NULL,            -- 'first', 'promote', 'refuse' or 'rollback'
-    champion_before VARCHAR,
-    challenger VARCHAR,
-    champion_after VARCHAR,
-    metrics VARCHAR NOT NULL,           -- JSON
-    reason VARCHAR NOT NULL
-);
-CREATE TABLE IF NOT EXISTS monitoring_runs (
-    run_id VARCHAR PRIMARY KEY,
-    created_at TIMESTAMP NOT NULL,
-    window_kind VARCHAR NOT NULL,       -- 'predictions' (the prediction log over a period) or 'batch'
-    window_start TIMESTAMP,
-    window_end TIMESTAMP,
-    batch_id VARCHAR,                   -- the compared batch when window_kind = 'batch'
-    model_version VARCHAR,              -- the champion when the run was made
-    status VARCHAR NOT NULL,            -- 'ok', 'drift', 'empty' (nothing to compare) or 'error'
-    reference_rows BIGINT NOT NULL,
-    current_rows BIGINT NOT NULL,
-    compared_rows BIGINT NOT NULL,      -- rows per side handed to Evidently, after sampling
-    drift_share DOUBLE,                 -- share of drifted columns
-    drifted_columns VARCHAR NOT NULL,   -- JSON list
-    prediction_drift BOOLEAN,
-    target_drift BOOLEAN,
-    feedback_rows BIGINT NOT NULL,      -- suggestions in the window with a sold price
-    rmsle DOUBLE,                       -- of the suggestions against sold prices
-    coverage DOUBLE,                    -- share of sold prices inside the suggested range
-    message VARCHAR NOT NULL,
-    report_html VARCHAR,
-    report_json VARCHAR
-);
-CREATE TABLE IF NOT EXISTS retrain_decisions (
-    decided_at TIMESTAMP NOT NULL,
-    monitoring_run_id VARCHAR,          -- the run whose figures were judged
-    due BOOLEAN NOT NULL,
-    reasons VARCHAR NOT NULL,           -- JSON list of {rule, value, threshold, triggered}
-    action VARCHAR NOT NULL,            -- 'none', 'check' (decision only), 'trained' or 'failed'
-    challenger_version VARCHAR,
-    promotion_action VARCHAR,           -- the gate's decision: 'first', 'promote' or 'refuse'
-    message VARCHAR NOT NULL
 );
 CREATE OR REPLACE VIEW latest_validations AS
     SELECT * FROM validations
@@ -265,6 +227,107 @@ def table_digest(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return counts
 
 
+def training_split_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Usable training listings per split (only the splits that have any)."""
+    rows = con.execute("SELECT split, count(*) FROM training_listings GROUP BY split").fetchall()
+    return {str(name): int(n) for name, n in rows}
+
+
+def training_listings(con: duckdb.DuckDBPyConnection, columns: Sequence[str]) -> pd.DataFrame:
+    """Usable training listings in listing-id order.
+
+    Args:
+        con: An open warehouse connection.
+        columns: Listing columns to read besides listing_id, split, batch_id and price.
+
+    Returns:
+        One row per listing: listing_id, split, batch_id, the given columns, price.
+    """
+    selected = ", ".join(["listing_id", "split", "batch_id", *columns, "price"])
+    return con.execute(f"SELECT {selected} FROM training_listings ORDER BY listing_id").df()
+
+
+def training_lineage(con: duckdb.DuckDBPyConnection) -> str:
+    """The content digests of the batches training listings come from, in batch order, comma-separated."""
+    row = con.execute(
+        "SELECT string_agg(content_sha256, ',' ORDER BY batch_id) FROM batches "
+        "WHERE batch_id IN (SELECT DISTINCT batch_id FROM training_listings)"
+    ).fetchone()
+    return str((row[0] if row else "") or "")
+
+
 def sql_literal(text: str) -> str:
     """Quote text as a DuckDB SQL string literal (for paths and names DuckDB cannot take as parameters)."""
     return "'" + text.replace("'", "''") + "'"
+
+
+LEGACY_DECISION_TABLES = ("promotions", "monitoring_runs", "retrain_decisions")
+
+
+def legacy_decisions(settings: Settings) -> dict[str, list[dict[str, Any]]]:
+    """The rows of the decision tables an older warehouse still holds, by table, with named columns.
+
+    Returns:
+        Table name to rows (column name to value) for each of promotions, monitoring_runs and
+        retrain_decisions that exists with rows; empty when there is no warehouse or none of them.
+
+    Raises:
+        PricewiseError: The warehouse cannot be opened.
+    """
+    if not settings.warehouse.exists():
+        return {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    with connect(settings, read_only=True) as con:
+        present = {
+            str(row[0])
+            for row in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_name IN (?, ?, ?)",
+                list(LEGACY_DECISION_TABLES),
+            ).fetchall()
+        }
+        for table in LEGACY_DECISION_TABLES:
+            if table in present:
+                result = con.execute(f"SELECT * FROM {table}")  # a name from the tuple above
+                columns = [d[0] for d in result.description]
+                rows = [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
+                if rows:
+                    out[table] = rows
+    return out
+
+
+def batch_listings(settings: Settings, batch_id: str) -> pd.DataFrame:
+    """The accepted listings of one ingested batch, with their prices as sold_price (NaN when unpriced).
+
+    Returns:
+        Columns name, brand_name, category_name, item_condition_id, shipping, item_description, sold_price.
+
+    Raises:
+        PricewiseError: No warehouse, or no such batch.
+    """
+    with connect(settings, read_only=True) as con:
+        known = con.execute("SELECT kind FROM batches WHERE batch_id = ?", [batch_id]).fetchone()
+        if known is None:
+            raise PricewiseError(f"no batch {batch_id!r} in the warehouse (see `pricewise data status`)")
+        return con.execute(
+            "SELECT name, brand_name, category_name, item_condition_id, shipping, item_description, "
+            "price AS sold_price FROM listings WHERE batch_id = ?",
+            [batch_id],
+        ).df()
+
+
+def source_ids_from(settings: Settings, lowest: int) -> set[int]:
+    """Numeric source ids at or above `lowest` of every ingested row, validated or not (empty without a
+    warehouse).
+
+    Raises:
+        PricewiseError: The warehouse cannot be opened.
+    """
+    if not settings.warehouse.exists():
+        return set()
+    with connect(settings, read_only=True) as con:
+        rows = con.execute(
+            "SELECT DISTINCT TRY_CAST(source_id AS HUGEINT) AS id FROM raw_listings "
+            "WHERE TRY_CAST(source_id AS HUGEINT) >= ?",
+            [lowest],
+        ).fetchall()
+    return {int(r[0]) for r in rows if r[0] is not None}

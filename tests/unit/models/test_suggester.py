@@ -1,5 +1,7 @@
-"""Tests of the pyfunc's input cleaning and of one listing against the same listing in a batch."""
+"""Tests of the pyfunc's input cleaning, of one listing against the same listing in a batch, and of the serving
+reference it carries."""
 
+import cloudpickle
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +14,7 @@ from pricewise.models import (
     SparseTextEnsembleParams,
 )
 from pricewise.models.features import FeatureParams
+from pricewise.models.reference import ServingReference
 from pricewise.models.suggester import PriceSuggester, clean_input, clean_records
 
 
@@ -122,3 +125,64 @@ def test_one_listing_gets_the_suggestion_of_its_row_in_a_batch() -> None:
     pd.testing.assert_frame_equal(as_records, batch.head(40), atol=0.011, rtol=0)
     one_by_one = [suggester.suggest_records([record])[0] for record in records[:10]]
     assert one_by_one == [tuple(row) for row in singles.head(10).itertuples(index=False)]
+
+
+def small_suggester() -> tuple[PriceSuggester, pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(1)
+    n = 160
+    words = np.array(["nike", "shoes", "apple", "phone", "case", "coach", "bag", "size"])
+    frame = pd.DataFrame(
+        {
+            "name": [" ".join(rng.choice(words, 3)) for _ in range(n)],
+            "brand_name": rng.choice(["Nike", "Apple", ""], n),
+            "category_name": rng.choice(["Men/Shoes", "Electronics/Phones", "Women/Bags"], n),
+            "item_condition_id": rng.integers(1, 6, n),
+            "shipping": rng.integers(0, 2, n),
+            "item_description": [" ".join(rng.choice(words, 6)) for _ in range(n)],
+        }
+    )
+    log_price = 2.0 + 0.5 * frame["name"].str.contains("coach").to_numpy() + rng.normal(0, 0.1, n)
+    params = SparseTextEnsembleParams(
+        features=FeatureParams(name_max_features=100, text_max_features=100),
+        n_mlp=0,
+        n_binary_mlp=0,
+        lgbm_rounds=0,
+    )
+    model = SparseTextEnsemble(params).fit(frame[:120], log_price[:120])
+    ranges = ConformalPriceRanges(0.8).calibrate(model.predict(frame[120:]), log_price[120:])
+    return PriceSuggester(model, ranges, "SparseTextEnsemble"), frame, np.expm1(log_price)
+
+
+def test_the_suggester_carries_its_reference_without_changing_a_price() -> None:
+    bare, frame, price = small_suggester()
+    reference = ServingReference.build(bare.model, frame[:120], frame, price)
+    carrying = bare.with_reference(reference)
+    assert bare.reference is None
+    assert carrying.reference is reference
+    assert carrying.reference.categories == ("Electronics/Phones", "Men/Shoes", "Women/Bags")
+    pd.testing.assert_frame_equal(carrying.suggest(frame), bare.suggest(frame), check_exact=True)
+
+
+def test_the_reference_survives_the_pickle_mlflow_writes() -> None:
+    bare, frame, price = small_suggester()
+    suggester = bare.with_reference(ServingReference.build(bare.model, frame[:120], frame, price))
+    loaded = cloudpickle.loads(cloudpickle.dumps(suggester))
+    assert loaded.reference is not None
+    assert loaded.reference.categories == suggester.reference.categories
+    assert loaded.reference.comparables is not None
+    query = frame.iloc[[3]]
+    assert loaded.reference.comparables.nearest(query, 5) == suggester.reference.comparables.nearest(query, 5)
+    # One builder, pickled once: the index uses the very feature builder the model prices with.
+    assert loaded.reference.comparables.builder is loaded.model.builder_
+    pd.testing.assert_frame_equal(loaded.suggest(frame), suggester.suggest(frame), check_exact=True)
+
+
+def test_a_suggester_pickled_before_it_carried_a_reference_still_suggests() -> None:
+    suggester, frame, _ = small_suggester()
+    del suggester.__dict__["reference"]  # the state an older pickle holds: no reference attribute at all
+    old = cloudpickle.loads(cloudpickle.dumps(suggester))
+    assert "reference" not in vars(old)
+    assert old.reference is None
+    scored = old.suggest(frame.head(5))
+    assert (scored["price"] > 0).all()
+    pd.testing.assert_frame_equal(scored, suggester.suggest(frame.head(5)), check_exact=True)

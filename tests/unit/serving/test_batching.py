@@ -128,3 +128,42 @@ def test_micro_batcher_serves_coroutines_and_finishes_work_whose_waiter_was_canc
     assert processed == [1, 2]
     with pytest.raises(BatcherStoppedError):
         asyncio.run(batcher.submit_async(3))
+
+
+def test_micro_batcher_groups_waiting_items_and_keeps_order() -> None:
+    calls: list[list[int]] = []
+    gate = threading.Event()
+
+    def double(items: list[int]) -> list[int]:
+        gate.wait(5)
+        calls.append(items)
+        return [2 * i for i in items]
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(double, max_batch=100, name="test")
+    batcher.start()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(batcher.submit, i) for i in range(8)]
+            time.sleep(0.2)  # all eight queue up behind the first call, which waits on the gate
+            gate.set()
+            results = [f.result(timeout=5) for f in futures]
+    finally:
+        batcher.stop()
+    assert results == [2 * i for i in range(8)]
+    assert sum(len(c) for c in calls) == 8
+    assert len(calls) < 8, "waiting items were processed together"
+
+
+def test_micro_batcher_hands_a_failure_to_every_item_of_the_call() -> None:
+    def broken(items: list[int]) -> list[int]:
+        raise ValueError("model exploded")
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(broken, max_batch=10, name="test")
+    with pytest.raises(BatcherStoppedError):
+        batcher.submit(1)
+    batcher.start()
+    try:
+        with pytest.raises(ValueError, match="model exploded"):
+            batcher.submit(1)
+    finally:
+        batcher.stop()

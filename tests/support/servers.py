@@ -1,7 +1,5 @@
-"""Fixtures for the serving tests: one lightly trained MLflow store per session and real uvicorn servers on it.
-
-Test modules import what they use explicitly (`from tests.serving_conftest import ...`).
-"""
+"""A workspace in; a real `pricewise serve` process on a free loopback port out, with the listing, token and
+Chromium the serving tests use."""
 
 from __future__ import annotations
 
@@ -11,18 +9,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
-import yaml
 
 from pricewise.settings import Settings
 from pricewise.store.prediction_log import PredictionLog, default_url
-from tests.conftest import REPO, Workspace, make_workspace
+from tests.support.workspaces import Workspace
 
 ADMIN_TOKEN = "test-admin-token"
 LISTING = {
@@ -34,24 +28,8 @@ LISTING = {
     "item_description": "Worn twice, no box.",
 }
 PRICEWISE = Path(sys.executable).parent / "pricewise"
-
-
-def light_config_text(embedding: bool = False) -> str:
-    """The shipped config with the main model cut to its Ridge component (seconds to train; same pyfunc and
-    features), or to Ridge and the sentence-embedding component on its shorter text, and champion polling off
-    (tests reload explicitly)."""
-    raw = yaml.safe_load((REPO / "configs" / "pricewise.yaml").read_text(encoding="utf-8"))
-    raw.setdefault("train", {}).setdefault("params", {}).update(
-        {
-            "n_mlp": 0,
-            "n_binary_mlp": 0,
-            "lgbm_rounds": 0,
-            "embedding.enabled": embedding,
-            "embedding.texts": ["brand_category_name"],
-        }
-    )
-    raw.setdefault("serve", {})["reload_poll_seconds"] = 0
-    return str(yaml.safe_dump(raw))
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def free_port() -> int:
@@ -127,49 +105,6 @@ def start_server(
                 return server
         except httpx.TransportError:
             pass
-        time.sleep(0.3)
+        time.sleep(0.1)
     server.stop()
     raise AssertionError(f"server not ready in 90 s:\n{server.logs()[-3000:]}")
-
-
-def promoted_workspace(root: Path, embedding: bool = False) -> Workspace:
-    """The shared sample ingested, validated, trained (light model) and promoted: champion v1 of `pricewise`."""
-    ws = make_workspace(root, light_config_text(embedding))
-    for command in ("train", "promote"):
-        result = ws.cli(command)
-        assert result.exit_code == 0, result.output
-    return ws
-
-
-@pytest.fixture(scope="session")
-def serving_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    """One promoted workspace shared by the serving tests; tests must not change its registry. Its champion has
-    the sentence-embedding component, so single suggestions take the threaded pricing path."""
-    return promoted_workspace(tmp_path_factory.mktemp("serving"), embedding=True)
-
-
-@pytest.fixture(scope="session")
-def server(serving_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One single-worker server for the session (champion v1, admin token set); tests must not change it."""
-    running = start_server(serving_workspace, tmp_path_factory.mktemp("server-logs"))
-    yield running
-    running.stop()
-
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Debian's Chromium driven by playwright (installed by .ci/install-system-deps.sh)."""
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing in CI: run .ci/install-system-deps.sh")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()

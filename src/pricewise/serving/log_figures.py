@@ -1,0 +1,259 @@
+"""This worker's prediction log in; the monitoring page's time-bucketed sections out: request rate and latency
+percentiles, and accuracy against sold prices, recomputed at most every few seconds.
+
+The prediction log can hold millions of rows: request counts and latency percentiles are aggregated in the
+database, which returns one row per time bucket; the buckets need a dialect-specific epoch expression (SQLite and
+PostgreSQL have one here, other databases get an 'unsupported' traffic section). Accuracy is computed by
+`pricewise.monitoring.figures.accuracy`, the code `pricewise monitor` judges a window with, on the suggestions
+that have a sold price.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import pandas as pd
+from sqlalchemy import BigInteger, Integer, case, cast, extract, func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from pricewise.monitoring import figures
+from pricewise.serving.schemas import (
+    AccuracyBucket,
+    AccuracyByModel,
+    AccuracySection,
+    MonitoringSection,
+    TrafficBucket,
+    TrafficSection,
+)
+from pricewise.store.prediction_log import PredictionLog
+
+logger = logging.getLogger(__name__)
+
+MAX_BUCKETS = 120
+BUCKET_SECONDS = (60, 5 * 60, 15 * 60, 3600, 3 * 3600, 6 * 3600, 86_400)
+MAX_WINDOW = timedelta(seconds=(MAX_BUCKETS - 1) * BUCKET_SECONDS[-1])
+LOG_FIGURES_TTL_SECONDS = 10.0
+
+SectionT = TypeVar("SectionT", bound=MonitoringSection)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def guarded(name: str, compute: Callable[[], SectionT], failed: Callable[[str], SectionT]) -> SectionT:
+    """Run one section; a failure becomes that section's 'error' state (logged), never the whole answer's."""
+    try:
+        return compute()
+    except Exception as exc:
+        logger.exception("monitoring section %s failed", name)
+        return failed(f"could not compute {name}: {type(exc).__name__} (see the server log)")
+
+
+def _epoch_seconds(dialect: str, column: Any) -> ColumnElement[int] | None:
+    """Whole seconds since 1970 (UTC) of a timestamp column, in the database's own SQL; None if unknown."""
+    if dialect == "sqlite":  # SQLAlchemy stores UTC wall-clock text that strftime reads
+        return cast(func.strftime("%s", column), Integer)
+    if dialect == "postgresql":
+        return cast(func.floor(extract("epoch", column)), BigInteger)
+    return None
+
+
+def bucket_seconds(first_epoch: int, last_epoch: int) -> int:
+    """The narrowest bucket width whose aligned buckets cover [first, last] in at most MAX_BUCKETS (a day at
+    most)."""
+    for width in BUCKET_SECONDS:
+        if last_epoch // width - first_epoch // width + 1 <= MAX_BUCKETS:
+            return width
+    return BUCKET_SECONDS[-1]
+
+
+@dataclass(frozen=True)
+class BucketSpan:
+    """The time buckets a section shows: their width, from an aligned start to the latest row."""
+
+    width: int
+    start: datetime
+    end: datetime
+
+
+def _span(first: datetime, last: datetime) -> BucketSpan:
+    first, last = _utc(first), _utc(last)
+    first_epoch = int(max(first, last - MAX_WINDOW).timestamp())
+    width = bucket_seconds(first_epoch, int(last.timestamp()))
+    start_epoch = first_epoch // width * width
+    return BucketSpan(width, datetime.fromtimestamp(start_epoch, UTC), last)
+
+
+def _bucket_start(epoch: Any) -> str:
+    return datetime.fromtimestamp(int(epoch), UTC).isoformat()
+
+
+def _unsupported(section: type[SectionT], dialect: str) -> SectionT:
+    return section(
+        state="unsupported",
+        message=(
+            f"time buckets are computed in SQL on SQLite and PostgreSQL; this prediction log runs on {dialect}"
+        ),
+    )
+
+
+def traffic(log: PredictionLog) -> TrafficSection:
+    """Suggestions per bucket and nearest-rank latency percentiles, aggregated in the database.
+
+    The percentiles use window functions (SQLite 3.25+, PostgreSQL): rows are ranked by latency within their
+    bucket, and p-th percentile is the latency at rank ceil(p * n). One row per bucket comes back.
+    """
+    predictions = log.predictions
+    dialect = log.engine.dialect.name
+    with log.engine.connect() as connection:
+        total, first, last = connection.execute(
+            select(func.count(), func.min(predictions.c.created_at), func.max(predictions.c.created_at))
+        ).one()
+        if not total:
+            return TrafficSection(state="empty", message="no suggestions logged yet")
+        epoch = _epoch_seconds(dialect, predictions.c.created_at)
+        if epoch is None:
+            return _unsupported(TrafficSection, dialect)
+        window = _span(first, last)
+        bucketed = (
+            select((epoch - epoch % window.width).label("bucket"), predictions.c.latency_ms.label("latency"))
+            .where(predictions.c.created_at >= window.start)
+            .subquery()
+        )
+        ranked = select(
+            bucketed.c.bucket,
+            bucketed.c.latency,
+            func.row_number().over(partition_by=bucketed.c.bucket, order_by=bucketed.c.latency).label("rank"),
+            func.count().over(partition_by=bucketed.c.bucket).label("n"),
+        ).subquery()
+
+        def percentile(p: float) -> ColumnElement[Any]:
+            return func.min(case((ranked.c.rank >= p * ranked.c.n, ranked.c.latency)))
+
+        rows = connection.execute(
+            select(ranked.c.bucket, ranked.c.n, percentile(0.50), percentile(0.95), percentile(0.99))
+            .group_by(ranked.c.bucket, ranked.c.n)
+            .order_by(ranked.c.bucket)
+        ).all()
+    minutes = window.width / 60
+    buckets = [
+        TrafficBucket(
+            start=_bucket_start(bucket),
+            requests=int(n),
+            per_minute=int(n) / minutes,
+            p50_ms=float(p50),
+            p95_ms=float(p95),
+            p99_ms=float(p99),
+        )
+        for bucket, n, p50, p95, p99 in rows
+    ]
+    return TrafficSection(
+        state="ok",
+        bucket_seconds=window.width,
+        window_start=window.start.isoformat(),
+        window_end=window.end.isoformat(),
+        total_requests=sum(b.requests for b in buckets),
+        buckets=buckets,
+    )
+
+
+def accuracy(log: PredictionLog) -> AccuracySection:
+    """RMSLE and range coverage of logged suggestions against reported sold prices, per suggestion-time bucket
+    and per model version.
+
+    A suggestion counts once, with the latest sold price reported for it (`PredictionLog.sold_suggestions`); the
+    figures are `pricewise.monitoring.figures.accuracy`, as `pricewise monitor` computes them.
+    """
+    sold = log.sold_suggestions(with_inputs=False)
+    sold = sold[sold["price"].notna()]
+    if sold.empty:
+        return AccuracySection(
+            state="empty",
+            message="no sold prices reported yet: they arrive through POST /v1/feedback with sold_price",
+        )
+    span = _span(sold["created_at"].min().to_pydatetime(), sold["created_at"].max().to_pydatetime())
+    shown = sold[sold["created_at"] >= pd.Timestamp(span.start)]
+    epoch = (shown["created_at"] - pd.Timestamp(0, tz=UTC)) // pd.Timedelta(seconds=1)
+    overall = figures.accuracy(shown)
+    buckets = [
+        AccuracyBucket(
+            start=_bucket_start(bucket),
+            sold=part.sold,
+            rmsle=part.rmsle or 0.0,
+            coverage=part.coverage or 0.0,
+        )
+        for bucket, part in figures.accuracy_by(shown, epoch - epoch % span.width)
+    ]
+    by_model = [
+        AccuracyByModel(
+            model_version=None if version is None else str(version),
+            sold=part.sold,
+            rmsle=part.rmsle or 0.0,
+            coverage=part.coverage or 0.0,
+        )
+        for version, part in figures.accuracy_by(shown, shown["model_version"])
+    ]
+    stated = shown["stated_coverage"].mean()
+    return AccuracySection(
+        state="ok",
+        bucket_seconds=span.width,
+        window_start=span.start.isoformat(),
+        window_end=span.end.isoformat(),
+        sold=overall.sold,
+        rmsle=overall.rmsle,
+        coverage=overall.coverage,
+        stated_coverage=None if pd.isna(stated) else float(stated),
+        buckets=buckets,
+        by_model=by_model,
+    )
+
+
+class LogFigures:
+    """Traffic and accuracy of one prediction log, recomputed at most every `ttl_seconds`.
+
+    On SQLite, a million logged rows take seconds to aggregate. A page view asks twice (the page, then its
+    charts), and several viewers or refreshes come at once: one computation serves them all, and concurrent
+    callers wait for it instead of starting their own. Failed sections are not kept.
+    """
+
+    def __init__(self, log: PredictionLog, ttl_seconds: float = LOG_FIGURES_TTL_SECONDS) -> None:
+        """Bind to a prediction log.
+
+        Args:
+            log: The worker's prediction log.
+            ttl_seconds: How long computed figures are reused.
+        """
+        self.log = log
+        self.ttl_seconds = ttl_seconds
+        self._lock = threading.Lock()
+        self._computed_at = -math.inf
+        self._figures: tuple[TrafficSection, AccuracySection] | None = None
+
+    def get(self) -> tuple[TrafficSection, AccuracySection]:
+        """The traffic and accuracy sections, fresh or at most `ttl_seconds` old."""
+        with self._lock:
+            if self._figures is not None and time.monotonic() - self._computed_at < self.ttl_seconds:
+                return self._figures
+            figures = (
+                guarded(
+                    "traffic",
+                    lambda: traffic(self.log),
+                    lambda message: TrafficSection(state="error", message=message),
+                ),
+                guarded(
+                    "accuracy",
+                    lambda: accuracy(self.log),
+                    lambda message: AccuracySection(state="error", message=message),
+                ),
+            )
+            if all(section.state != "error" for section in figures):
+                self._figures, self._computed_at = figures, time.monotonic()
+            return figures

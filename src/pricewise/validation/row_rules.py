@@ -1,0 +1,217 @@
+"""A batch's raw rows in; accepted listings and quarantined rejects with reason codes (all it breaks) out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from pricewise import split
+from pricewise.columns import TEXT_COLUMNS
+from pricewise.config import Config, ValidateConfig
+from pricewise.errors import PricewiseError
+
+# Control characters other than tab and newlines, and U+FFFD (what a decoder leaves for bytes it could not read).
+BROKEN_TEXT = r"[\x{00}-\x{08}\x{0B}\x{0C}\x{0E}-\x{1F}\x{7F}\x{FFFD}]"
+# UTF-8 read as cp1252 ("mojibake"): 'Ã©' for 'é', 'Â®' for '®', 'â„¢' for '™'. A lead character followed by
+# what cp1252 shows for a UTF-8 continuation byte (0x80-0xBF).
+_CONTINUATION = r"[\x{80}-\x{BF}€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ]"
+MOJIBAKE = rf"[ÂÃ]{_CONTINUATION}|â{_CONTINUATION}{_CONTINUATION}"
+SAMPLE_REJECTS = 20
+
+
+@dataclass(frozen=True)
+class RowVerdict:
+    """How a batch's rows were judged: accepted + rejected = read."""
+
+    read: int
+    accepted: int
+    rejected: int
+    unusable_for_training: int  # accepted priced rows with price 0: kept, but not trained on
+    reasons: dict[str, int]  # reason code -> rejected rows giving it, most frequent first
+
+
+def checked_rows_sql(kind: str, config: ValidateConfig) -> str:
+    """SQL that types each raw row of batch $batch and lists the rules it breaks (an empty list means accepted).
+
+    The query takes the parameters $batch (the batch id) and $kind ('priced' or 'unpriced').
+
+    Args:
+        kind: priced rows are also checked for a valid price; unpriced rows are not.
+        config: The row rules.
+
+    Returns:
+        A SELECT over ``raw_listings`` with the typed columns price_num, id_num, condition_num, shipping_num and
+        the list ``reasons``.
+    """
+    rules = config.rows
+    text_checks = " OR ".join(
+        f"regexp_matches(coalesce({col}, ''), '{BROKEN_TEXT}|{MOJIBAKE}')" for col in TEXT_COLUMNS
+    )
+    price_rules = ""
+    if kind == "priced":
+        price_rules = f"""
+            CASE WHEN price_text IS NULL THEN 'price_missing' END,
+            CASE WHEN price_text IS NOT NULL AND price_num IS NULL THEN 'price_not_number' END,
+            CASE WHEN price_num IS NOT NULL AND NOT isfinite(price_num) THEN 'price_not_finite' END,
+            CASE WHEN isfinite(price_num) AND price_num < 0 THEN 'price_negative' END,
+            CASE WHEN isfinite(price_num) AND price_num > {rules.max_price} THEN 'price_above_max' END,"""
+    return f"""
+        WITH typed AS (
+            SELECT
+                r.*,
+                trim(r.price) AS price_text,
+                TRY_CAST(trim(r.price) AS DOUBLE) AS price_num,
+                TRY_CAST(trim(r.source_id) AS DOUBLE) AS id_num,
+                TRY_CAST(trim(r.item_condition_id) AS DOUBLE) AS condition_num,
+                TRY_CAST(trim(r.shipping) AS DOUBLE) AS shipping_num,
+                count(*) OVER (PARTITION BY trim(r.source_id)) AS id_copies
+            FROM raw_listings r WHERE r.batch_id = $batch
+        ),
+        earlier AS (
+            SELECT DISTINCT source_id FROM listings WHERE kind = 'priced' AND batch_id <> $batch
+        )
+        SELECT
+            t.*,
+            list_filter([
+                CASE WHEN t.source_id IS NULL THEN 'id_missing' END,
+                CASE WHEN t.source_id IS NOT NULL AND (t.id_num IS NULL OR t.id_num < 0
+                     OR t.id_num <> floor(t.id_num)) THEN 'id_not_integer' END,
+                CASE WHEN t.source_id IS NOT NULL AND t.id_copies > 1 THEN 'duplicate_id_in_batch' END,
+                CASE WHEN e.source_id IS NOT NULL THEN 'duplicate_id_across_batches' END,
+                CASE WHEN t.name IS NULL OR trim(t.name) = '' THEN 'name_empty' END,
+                CASE WHEN length(t.name) > {rules.max_name_chars} THEN 'name_too_long' END,
+                CASE WHEN t.condition_num IS NULL OR t.condition_num NOT IN (1, 2, 3, 4, 5)
+                     THEN 'condition_invalid' END,
+                CASE WHEN t.shipping_num IS NULL OR t.shipping_num NOT IN (0, 1) THEN 'shipping_invalid' END,
+                CASE WHEN length(t.category_name) > {rules.max_category_chars} THEN 'category_too_long' END,
+                CASE WHEN length(t.brand_name) > {rules.max_brand_chars} THEN 'brand_too_long' END,
+                CASE WHEN length(t.item_description) > {rules.max_description_chars}
+                     THEN 'description_too_long' END,{price_rules}
+                CASE WHEN {text_checks} THEN 'broken_encoding' END
+            ], lambda x: x IS NOT NULL) AS reasons
+        FROM typed t
+        LEFT JOIN earlier e
+            ON $kind = 'priced' AND t.id_num IS NOT NULL AND t.id_num = floor(t.id_num)
+            AND e.source_id = CAST(t.id_num AS BIGINT)
+    """
+
+
+def _write_verdict(con: duckdb.DuckDBPyConnection, batch_id: str, kind: str, config: Config) -> None:
+    """Replace the batch's accepted and rejected rows with a fresh verdict (re-validation is allowed)."""
+    for table in ("listings", "rejects"):
+        con.execute(f"DELETE FROM {table} WHERE batch_id = ?", [batch_id])
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE checked AS {checked_rows_sql(kind, config.validate_)}",
+        {"batch": batch_id, "kind": kind},
+    )
+    con.execute(
+        """
+        INSERT INTO rejects (batch_id, source_line, source_id, reasons, name, item_condition_id, category_name,
+                             brand_name, price, shipping, item_description, raw_line)
+        SELECT batch_id, NULL, source_id, reasons, name, item_condition_id, category_name, brand_name, price,
+               shipping, item_description, NULL
+        FROM checked WHERE len(reasons) > 0
+        """
+    )
+    # Records the reader could not split are rejects too, so that accepted + rejected = read.
+    con.execute(
+        """
+        INSERT INTO rejects (batch_id, source_line, source_id, reasons, raw_line)
+        SELECT batch_id, source_line, NULL, ['parse_' || replace(lower(error_type), ' ', '_')], raw_line
+        FROM parse_rejects WHERE batch_id = ?
+        """,
+        [batch_id],
+    )
+    # Priced ids are stable across batches (a training listing keeps its id); unpriced ids only within a batch.
+    listing_id = (
+        "'train-' || CAST(id_num AS BIGINT)"
+        if kind == "priced"
+        else "'score-' || batch_id || '-' || CAST(id_num AS BIGINT)"
+    )
+    split_expr = split.assign_sql(listing_id, config.split) if kind == "priced" else "NULL"
+    con.execute(
+        f"""
+        INSERT INTO listings (listing_id, batch_id, kind, source_id, name, item_condition_id, category_name,
+                              brand_name, price, shipping, item_description, usable_for_training, split)
+        SELECT {listing_id}, batch_id, $kind, CAST(id_num AS BIGINT), trim(name), CAST(condition_num AS TINYINT),
+               nullif(trim(category_name), ''), nullif(trim(brand_name), ''),
+               CASE WHEN $kind = 'priced' THEN price_num END, CAST(shipping_num AS TINYINT),
+               item_description, $kind = 'priced' AND price_num > 0, {split_expr}
+        FROM checked WHERE len(reasons) = 0
+        """,
+        {"kind": kind},
+    )
+    con.execute("DROP TABLE checked")
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str, batch_id: str) -> int:
+    row = con.execute(sql, [batch_id]).fetchone()
+    return int(row[0]) if row else 0
+
+
+def apply(
+    con: duckdb.DuckDBPyConnection, batch_id: str, kind: str, rows_read: int, config: Config
+) -> RowVerdict:
+    """Judge every row of a batch and store the verdict: accepted rows in listings, the others in rejects.
+
+    Earlier verdicts on the batch are replaced. Run it inside a transaction: on error nothing may be kept.
+
+    Args:
+        con: An open warehouse connection, inside a transaction.
+        batch_id: The batch to judge.
+        kind: 'priced' or 'unpriced', as ingested.
+        rows_read: Rows the batch had when read (parsed + unparseable).
+        config: Stage parameters (the validate and split sections are used).
+
+    Returns:
+        The counts of the verdict and the reasons rejects were given.
+
+    Raises:
+        PricewiseError: accepted + rejected differ from rows_read (a row would be lost).
+    """
+    _write_verdict(con, batch_id, kind, config)
+    accepted = _count(con, "SELECT count(*) FROM listings WHERE batch_id = ?", batch_id)
+    rejected = _count(con, "SELECT count(*) FROM rejects WHERE batch_id = ?", batch_id)
+    if accepted + rejected != rows_read:
+        raise PricewiseError(
+            f"batch {batch_id}: accepted {accepted} + rejected {rejected} != read {rows_read}; nothing written"
+        )
+    unusable = _count(
+        con,
+        "SELECT count(*) FROM listings WHERE batch_id = ? AND kind = 'priced' AND NOT usable_for_training",
+        batch_id,
+    )
+    reasons = dict(
+        con.execute(
+            "SELECT r, count(*) FROM (SELECT unnest(reasons) AS r FROM rejects WHERE batch_id = ?) "
+            "GROUP BY r ORDER BY count(*) DESC, r",
+            [batch_id],
+        ).fetchall()
+    )
+    return RowVerdict(rows_read, accepted, rejected, unusable, reasons)
+
+
+def sample_rejects(
+    con: duckdb.DuckDBPyConnection, batch_id: str, limit: int = SAMPLE_REJECTS
+) -> list[dict[str, Any]]:
+    """The first rejects of a batch (by source line, then id), as a report shows them.
+
+    Args:
+        con: An open warehouse connection.
+        batch_id: The judged batch.
+        limit: Most rejects to return.
+
+    Returns:
+        Dicts with line, id, reasons, name, price and raw (the raw line, cut at 300 characters).
+    """
+    rows = con.execute(
+        "SELECT source_line, source_id, reasons, name, price, coalesce(raw_line, '') FROM rejects "
+        "WHERE batch_id = ? ORDER BY source_line NULLS LAST, source_id LIMIT ?",
+        [batch_id, limit],
+    ).fetchall()
+    return [
+        {"line": s[0], "id": s[1], "reasons": list(s[2]), "name": s[3], "price": s[4], "raw": s[5][:300]}
+        for s in rows
+    ]

@@ -1,0 +1,69 @@
+"""Small listing tables in; a validated warehouse of them and a prediction log with suggestions and sold prices
+out, for the monitoring, harvest and retraining tests that need real stores but no trained model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pricewise.columns import FEATURE_COLUMNS, PRICED_COLUMNS
+from pricewise.settings import Settings
+from pricewise.store.prediction_log import LoggedSuggestion, PredictionLog, default_url
+from tests.support.workspaces import Workspace, light_config_text, listing_row, write_table
+
+
+def small_workspace(root: Path, rows: int = 400, config_text: str | None = None) -> Workspace:
+    """A workspace whose warehouse holds `rows` generated priced listings, ingested and validated."""
+    root.mkdir(parents=True, exist_ok=True)
+    config_path = root / "pricewise.yaml"
+    config_path.write_text(config_text or light_config_text(), encoding="utf-8")
+    ws = Workspace(Settings(data_dir=root / "data", config_path=config_path), config_path)
+    listings = write_table(root / "listings.tsv", [listing_row(i) for i in range(1, rows + 1)])
+    for command in (("ingest", str(listings)), ("validate",)):
+        result = ws.cli(*command)
+        assert result.exit_code == 0, result.output
+    return ws
+
+
+def listing(i: int) -> dict[str, object]:
+    """The seller's fields of generated listing i, as a request carries them."""
+    row = dict(zip(PRICED_COLUMNS, listing_row(i), strict=True))
+    return {column: row[column] for column in FEATURE_COLUMNS}
+
+
+def log_suggestions(
+    settings: Settings,
+    ids: Sequence[int],
+    price: float = 12.0,
+    sold: dict[int, Sequence[float]] | None = None,
+    model_version: str = "1",
+) -> list[str]:
+    """Log one suggestion per listing id (price, range price/1.5..price*1.5) and the sold prices fed back for
+    some of them, in order (the latest counts).
+
+    Returns:
+        The request ids, in the order of `ids`.
+    """
+    log = PredictionLog(default_url(settings))
+    try:
+        rows = [
+            LoggedSuggestion(
+                request_id=f"req-{i}",
+                batch_id=None,
+                model_name="pricewise",
+                model_version=model_version,
+                model_run_id="run-1",
+                fallback=False,
+                inputs=listing(i),
+                outputs={"price": price, "low": price / 1.5, "high": price * 1.5, "coverage": 0.8},
+                latency_ms=3.0,
+            )
+            for i in ids
+        ]
+        log.record_suggestions(rows)
+        for i, prices in (sold or {}).items():
+            for value in prices:
+                assert log.record_feedback(f"req-{i}", None, value)
+    finally:
+        log.close()
+    return [f"req-{i}" for i in ids]

@@ -1,0 +1,42 @@
+"""Request bodies in; validated listings and feedback, or errors naming the bad field, out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from pricewise.serving.schemas import FeedbackRequest, Listing
+
+LISTING: dict[str, Any] = {"name": "Blue dress", "item_condition_id": 3, "shipping": 0}
+
+
+def test_listing_accepts_minimal_and_unicode_fields() -> None:
+    listing = Listing.model_validate({**LISTING, "item_description": "très belle robe 👗\nline two"})
+    assert listing.brand_name is None
+    assert listing.item_description is not None
+    assert listing.item_description.endswith("line two")
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"item_condition_id": 6}, "item_condition_id"),
+        ({"item_condition_id": True}, "item_condition_id"),
+        ({"shipping": "1"}, "shipping"),
+        ({"name": ""}, "name"),
+        ({"name": "a\x1bb"}, "name"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
+def test_listing_rejects_bad_fields_by_name(override: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Listing.model_validate({**LISTING, **override})
+    assert [e["loc"][0] for e in caught.value.errors()] == [field]
+
+
+def test_feedback_needs_a_price() -> None:
+    with pytest.raises(ValidationError, match="chosen_price, sold_price or both"):
+        FeedbackRequest.model_validate({"request_id": "abc123"})
+    assert FeedbackRequest.model_validate({"request_id": "abc123", "sold_price": 0}).sold_price == 0

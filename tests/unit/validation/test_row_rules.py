@@ -1,0 +1,283 @@
+"""Each row rule rejects what it should with its reason code and lets a clean row through; nothing is lost."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from pricewise.columns import UNPRICED_COLUMNS
+from pricewise.config import Config, RowRules, ValidateConfig
+from pricewise.errors import PricewiseError
+from pricewise.settings import Settings
+from pricewise.store import warehouse
+from pricewise.validation import row_rules
+from tests.support.workspaces import listing_row
+
+CLEAN = [listing_row(i) for i in range(6)]
+BAD_ID = 50
+
+# One field set to a value that breaks exactly one rule (default rules).
+ONE_RULE_BROKEN = [
+    ("id_not_integer", {"train_id": "abc"}),
+    ("id_not_integer", {"train_id": "2.5"}),
+    ("id_not_integer", {"train_id": "-3"}),
+    ("name_empty", {"name": "   "}),
+    ("name_too_long", {"name": "n" * 201}),
+    ("condition_invalid", {"item_condition_id": 0}),
+    ("condition_invalid", {"item_condition_id": 6}),
+    ("condition_invalid", {"item_condition_id": "good"}),
+    ("shipping_invalid", {"shipping": 2}),
+    ("shipping_invalid", {"shipping": ""}),
+    ("category_too_long", {"category_name": "c" * 201}),
+    ("brand_too_long", {"brand_name": "b" * 101}),
+    ("description_too_long", {"item_description": "d" * 5001}),
+    ("price_missing", {"price": ""}),
+    ("price_not_number", {"price": "ten dollars"}),
+    ("price_not_finite", {"price": "inf"}),
+    ("price_not_finite", {"price": "nan"}),
+    ("price_negative", {"price": -0.01}),
+    ("price_above_max", {"price": 5000.01}),
+    ("broken_encoding", {"name": "Caf\ufffd mug"}),
+    ("broken_encoding", {"item_description": "control \x01 character"}),
+    ("broken_encoding", {"brand_name": "SenseCosmeticsâ„¢"}),
+    ("broken_encoding", {"category_name": "Women/CafÃ©/Mugs"}),
+]
+
+
+@pytest.mark.parametrize(("reason", "override"), ONE_RULE_BROKEN, ids=[r for r, _ in ONE_RULE_BROKEN])
+def test_each_rule_rejects_its_row_and_passes_the_clean_ones(
+    reason: str,
+    override: dict[str, object],
+    ingest_rows: Callable[..., str],
+    judge: Callable[..., row_rules.RowVerdict],
+    rejected: Callable[[str], dict[str, list[str]]],
+) -> None:
+    batch_id = ingest_rows([*CLEAN, listing_row(BAD_ID, **override)])
+
+    verdict = judge(batch_id)
+
+    bad_id = str(override.get("train_id", BAD_ID))
+    assert rejected(batch_id) == {bad_id: [reason]}
+    assert (verdict.read, verdict.accepted, verdict.rejected) == (len(CLEAN) + 1, len(CLEAN), 1)
+    assert verdict.reasons == {reason: 1}
+
+
+def test_values_at_the_limits_are_accepted(
+    ingest_rows: Callable[..., str],
+    judge: Callable[..., row_rules.RowVerdict],
+    rejected: Callable[[str], dict[str, list[str]]],
+) -> None:
+    at_limits = [
+        listing_row(10, name="n" * 200, price=5000),
+        listing_row(11, category_name="c" * 200, brand_name="b" * 100, item_description="d" * 5000),
+        listing_row(
+            12, item_condition_id=5, shipping=0, price=" 12.5 ", item_description="tabs\tand\nnewlines"
+        ),
+        listing_row(13, name="Crème brûlée ™ ®", brand_name="Ürban", item_description="café, naïve, 日本"),
+        listing_row(14, brand_name="", category_name="", item_description=""),
+    ]
+    batch_id = ingest_rows(at_limits)
+
+    verdict = judge(batch_id)
+
+    assert rejected(batch_id) == {}
+    assert (verdict.accepted, verdict.rejected, verdict.reasons) == (5, 0, {})
+
+
+def test_a_row_breaking_several_rules_carries_every_reason(
+    ingest_rows: Callable[..., str],
+    judge: Callable[..., row_rules.RowVerdict],
+    rejected: Callable[[str], dict[str, list[str]]],
+) -> None:
+    batch_id = ingest_rows([*CLEAN, listing_row(BAD_ID, name="", item_condition_id=9, shipping=3, price=-1)])
+
+    verdict = judge(batch_id)
+
+    assert rejected(batch_id) == {
+        str(BAD_ID): ["name_empty", "condition_invalid", "shipping_invalid", "price_negative"]
+    }
+    assert verdict.rejected == 1
+    assert sum(verdict.reasons.values()) == 4
+
+
+def test_a_missing_id_is_rejected(
+    ingest_rows: Callable[..., str], judge: Callable[..., row_rules.RowVerdict], settings: Settings
+) -> None:
+    batch_id = ingest_rows([*CLEAN, listing_row(0, train_id="")])
+
+    verdict = judge(batch_id)
+
+    with warehouse.connect(settings, read_only=True) as con:
+        reasons = con.execute("SELECT reasons FROM rejects WHERE source_id IS NULL").fetchall()
+    assert [list(r[0]) for r in reasons] == [["id_missing"]]
+    assert verdict.reasons == {"id_missing": 1}
+
+
+def test_every_copy_of_an_id_repeated_in_a_batch_is_rejected(
+    ingest_rows: Callable[..., str],
+    judge: Callable[..., row_rules.RowVerdict],
+    settings: Settings,
+) -> None:
+    batch_id = ingest_rows([*CLEAN, listing_row(3, name="Another item 3")])
+
+    verdict = judge(batch_id)
+
+    with warehouse.connect(settings, read_only=True) as con:
+        copies = con.execute(
+            "SELECT name, reasons FROM rejects WHERE source_id = '3' ORDER BY name"
+        ).fetchall()
+    assert [(name, list(r)) for name, r in copies] == [
+        ("Another item 3", ["duplicate_id_in_batch"]),
+        ("Item number 3", ["duplicate_id_in_batch"]),
+    ]
+    assert (verdict.accepted, verdict.rejected) == (len(CLEAN) - 1, 2)
+
+
+def test_a_priced_id_accepted_in_an_earlier_batch_is_rejected_later(
+    ingest_rows: Callable[..., str],
+    judge: Callable[..., row_rules.RowVerdict],
+    rejected: Callable[[str], dict[str, list[str]]],
+) -> None:
+    first = ingest_rows(CLEAN)
+    judge(first)
+    second = ingest_rows([listing_row(i, name=f"Relisted {i}") for i in range(4, 9)])
+
+    verdict = judge(second)
+
+    assert rejected(second) == {"4": ["duplicate_id_across_batches"], "5": ["duplicate_id_across_batches"]}
+    assert verdict.accepted == 3
+    # Judging the first batch again does not reject it against itself.
+    assert judge(first).rejected == 0
+
+
+def test_unpriced_rows_skip_the_price_and_cross_batch_rules(
+    ingest_rows: Callable[..., str],
+    judge: Callable[..., row_rules.RowVerdict],
+    rejected: Callable[[str], dict[str, list[str]]],
+    settings: Settings,
+) -> None:
+    judge(ingest_rows(CLEAN))
+    unpriced = [[row[0], *row[1:5], *row[6:]] for row in CLEAN[:3]]  # the priced rows without their price
+    unpriced.append([70, "", 1, "A/B/C", "", 0, "ok"])
+    batch_id = ingest_rows(unpriced, header=UNPRICED_COLUMNS)
+
+    verdict = judge(batch_id)
+
+    assert rejected(batch_id) == {"70": ["name_empty"]}
+    assert (verdict.accepted, verdict.unusable_for_training) == (3, 0)
+    with warehouse.connect(settings, read_only=True) as con:
+        rows = con.execute(
+            "SELECT listing_id, price, split, usable_for_training FROM listings WHERE batch_id = ? "
+            "ORDER BY listing_id",
+            [batch_id],
+        ).fetchall()
+    assert rows == [(f"score-{batch_id}-{i}", None, None, False) for i in range(3)]
+
+
+def test_accepted_priced_rows_are_typed_with_a_stable_id_and_a_split(
+    ingest_rows: Callable[..., str], judge: Callable[..., row_rules.RowVerdict], settings: Settings
+) -> None:
+    batch_id = ingest_rows(
+        [listing_row(1, name="  Padded name  ", brand_name="  ", price="0"), listing_row(2, price="19.5")]
+    )
+
+    verdict = judge(batch_id)
+
+    with warehouse.connect(settings, read_only=True) as con:
+        rows = con.execute(
+            "SELECT listing_id, source_id, name, brand_name, price, item_condition_id, shipping, "
+            "usable_for_training, split FROM listings ORDER BY listing_id"
+        ).fetchall()
+    assert [r[:8] for r in rows] == [
+        ("train-1", 1, "Padded name", None, 0.0, 2, 1, False),
+        ("train-2", 2, "Item number 2", "Nike", 19.5, 3, 0, True),
+    ]
+    assert all(r[8] in {"train", "valid", "test"} for r in rows)
+    assert verdict.unusable_for_training == 1
+
+
+def test_unparseable_records_count_as_rejects_so_accepted_plus_rejected_is_read(
+    ingest_rows: Callable[..., str], judge: Callable[..., row_rules.RowVerdict], settings: Settings
+) -> None:
+    batch_id = ingest_rows([*CLEAN, [99, "too", "many", "fields", "in", "this", "row", "x", "y"]])
+
+    verdict = judge(batch_id)
+
+    assert verdict.read == len(CLEAN) + 1
+    assert verdict.accepted + verdict.rejected == verdict.read
+    assert verdict.reasons == {"parse_too_many_columns": 1}
+    with warehouse.connect(settings, read_only=True) as con:
+        [(line, raw)] = con.execute("SELECT source_line, raw_line FROM rejects").fetchall()
+    assert line == len(CLEAN) + 2  # the header is line 1
+    assert raw.startswith("99\ttoo\tmany")
+
+
+def test_judging_again_replaces_the_verdict(
+    ingest_rows: Callable[..., str], judge: Callable[..., row_rules.RowVerdict], settings: Settings
+) -> None:
+    batch_id = ingest_rows([*CLEAN, listing_row(BAD_ID, price=4000)])
+    assert judge(batch_id).rejected == 0
+
+    verdict = judge(batch_id, Config(validate=ValidateConfig(rows=RowRules(max_price=1000))))
+
+    assert verdict.reasons == {"price_above_max": 1}
+    with warehouse.connect(settings, read_only=True) as con:
+        counts = con.execute(
+            "SELECT (SELECT count(*) FROM listings), (SELECT count(*) FROM rejects)"
+        ).fetchone()
+    assert counts == (len(CLEAN), 1)
+
+
+def test_a_count_that_does_not_add_up_raises_and_the_transaction_keeps_nothing(
+    ingest_rows: Callable[..., str], settings: Settings
+) -> None:
+    batch_id = ingest_rows(CLEAN)
+
+    with warehouse.connect(settings) as con:
+        with (
+            pytest.raises(PricewiseError, match=r"accepted 6 \+ rejected 0 != read 7"),
+            warehouse.transaction(con),
+        ):
+            row_rules.apply(con, batch_id, "priced", len(CLEAN) + 1, Config())
+        assert con.execute("SELECT count(*) FROM listings").fetchone() == (0,)
+
+
+def test_sample_rejects_come_in_source_order_with_the_raw_line_cut(
+    ingest_rows: Callable[..., str], judge: Callable[..., row_rules.RowVerdict], settings: Settings
+) -> None:
+    long_line = [98, "x" * 400, "1", "2", "3", "4", "5", "6", "7"]
+    batch_id = ingest_rows([listing_row(2, price="bad"), listing_row(1, price="bad"), *CLEAN[3:], long_line])
+    judge(batch_id)
+
+    with warehouse.connect(settings, read_only=True) as con:
+        samples = row_rules.sample_rejects(con, batch_id)
+        first_two = row_rules.sample_rejects(con, batch_id, limit=2)
+
+    assert [(s["line"], s["id"]) for s in samples] == [(7, None), (None, "1"), (None, "2")]
+    assert len(samples[0]["raw"]) == 300
+    assert samples[1] == {
+        "line": None,
+        "id": "1",
+        "reasons": ["price_not_number"],
+        "name": "Item number 1",
+        "price": "bad",
+        "raw": "",
+    }
+    assert first_two == samples[:2]
+
+
+def test_the_sql_types_raw_text_and_lists_reasons_for_a_batch_only(
+    ingest_rows: Callable[..., str], settings: Settings
+) -> None:
+    ingest_rows([listing_row(1, price="bad")])
+    batch_id = ingest_rows([listing_row(2, item_condition_id=" 3 ", shipping="1.0")])
+    sql = row_rules.checked_rows_sql("priced", ValidateConfig())
+
+    with warehouse.connect(settings, read_only=True) as con:
+        rows = con.execute(
+            f"SELECT source_id, condition_num, shipping_num, price_num, reasons FROM ({sql})",
+            {"batch": batch_id, "kind": "priced"},
+        ).fetchall()
+
+    assert rows == [("2", 3.0, 1.0, 12.0, [])]  # the other batch's row is not in the result
