@@ -80,7 +80,12 @@ def champion(trained_workspace: Workspace, tmp_path_factory: pytest.TempPathFact
     return promoted(clone_workspace(trained_workspace, tmp_path_factory.mktemp("champion")))
 
 
-def test_train_tracks_lineage_and_registers_a_challenger(trained_workspace: Workspace) -> None:
+def test_train_tracks_lineage_and_registers_a_challenger(
+    trained_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Loading through MLflow puts the model's own code first on sys.path; it must not leak into later tests,
+    # whose spawned scoring workers inherit sys.path.
+    monkeypatch.setattr(sys, "path", list(sys.path))
     client = client_for(trained_workspace)
     challenger = client.get_model_version_by_alias("pricewise", "challenger")
     baseline = client.get_model_version_by_alias("pricewise-baseline", "champion")
