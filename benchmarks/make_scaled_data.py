@@ -18,31 +18,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pricewise.columns import OPTIONAL_COLUMNS, PRICED_COLUMNS, TEXT_COLUMNS, UNPRICED_COLUMNS
+
 DEFAULT_SOURCE = Path(__file__).resolve().parents[1].parent / "shared/data/mercari/mercari_train_8k.tsv.gz"
 FULL_TRAIN_ROWS = 1_482_535
 CHUNK_ROWS = 100_000
 
-TRAIN_COLUMNS = [
-    "train_id",
-    "name",
-    "item_condition_id",
-    "category_name",
-    "brand_name",
-    "price",
-    "shipping",
-    "item_description",
-]
-TEST_COLUMNS = [
-    "test_id",
-    "name",
-    "item_condition_id",
-    "category_name",
-    "brand_name",
-    "shipping",
-    "item_description",
-]
-TEXT_COLUMNS = {"name", "category_name", "brand_name", "item_description"}
-NULLABLE_COLUMNS = {"category_name", "brand_name", "item_description"}
+TRAIN_COLUMNS = list(PRICED_COLUMNS)
+TEST_COLUMNS = list(UNPRICED_COLUMNS)
 NO_DESCRIPTION = "No description yet"
 PRICE_SIGMA = 0.10  # log-normal multiplicative price jitter
 
@@ -201,7 +184,7 @@ def typed_table(columns: dict[str, pa.Array]) -> pa.Table:
     for name, values in columns.items():
         if name == "price":
             typed[name] = pc.cast(values, pa.float64())
-        elif name in NULLABLE_COLUMNS:
+        elif name in OPTIONAL_COLUMNS:
             typed[name] = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
         elif name in TEXT_COLUMNS:
             typed[name] = values
