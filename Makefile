@@ -10,7 +10,7 @@ AIRFLOW_LOCK := dags/requirements-airflow.lock
 DATA ?= $(wildcard ../shared/data/mercari/mercari_train_8k.tsv.gz)
 PYTEST_ARGS ?=
 # Coverage floor of src/pricewise for `make test`, a little under the measured figure.
-COV_FAIL_UNDER ?= 93
+COV_FAIL_UNDER ?= 91
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,10 @@ bench: install ## All benchmarks (see benchmarks/README.md); the scaled ones tak
 	$(BIN)/python benchmarks/bench_scaled_models.py
 	$(BIN)/python benchmarks/bench_serving.py
 	$(BIN)/python benchmarks/bench_monitor.py
+
+.PHONY: image
+image: ## Build the pricewise image from docker/Dockerfile (needs a Docker engine with BuildKit; see docker/)
+	bash docker/build-images.sh pricewise
 
 .PHONY: format
 format: install ## Apply ruff fixes and formatting

@@ -31,6 +31,10 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Inspect and fetch data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+outcomes_app = typer.Typer(
+    help="Trusted sold prices (the labels retraining learns from).", no_args_is_help=True
+)
+app.add_typer(outcomes_app, name="outcomes")
 
 T = TypeVar("T")
 
@@ -49,7 +53,7 @@ class Context:
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print a one-line error for a person and return the exit to raise."""
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    typer.secho(f"error: {logs.redact(message)}", err=True, fg=typer.colors.RED)
     return typer.Exit(code)
 
 
@@ -194,18 +198,37 @@ def download_command(ctx: typer.Context) -> None:
 
 @data_app.command("harvest-feedback")
 def harvest_feedback_command(ctx: typer.Context) -> None:
-    """Turn sold prices fed back to the API into a priced batch (ingested; `pricewise validate` checks it)."""
+    """Turn trusted sold prices (outcomes) into a priced batch (ingested; `pricewise validate` checks it)."""
     from pricewise import harvest  # noqa: PLC0415 - see module docstring
 
     c = _context(ctx)
     result = guarded(lambda: harvest.run(c.config(), c.settings))
     if result.batch_id is None:
-        typer.echo(f"no new sold prices in the prediction log ({result.sold} already harvested)")
+        typer.echo(f"no new sold prices in the outcomes ({result.sold} already harvested)")
     else:
         typer.echo(
-            f"{result.harvested} sold listings from feedback ingested as batch {result.batch_id}; "
+            f"{result.harvested} sold listings from outcomes ({result.sources_text()}) ingested as batch "
+            f"{result.batch_id}; "
             "next: pricewise validate"
         )
+
+
+@outcomes_app.command("import")
+def outcomes_import_command(
+    ctx: typer.Context,
+    path: Annotated[
+        Path, typer.Argument(help="The marketplace's sales export (.csv or .tsv, optionally .gz).")
+    ],
+) -> None:
+    """Store a sales export's sold prices as trusted outcomes of logged suggestions, all or nothing."""
+    from pricewise import outcomes  # noqa: PLC0415 - see module docstring
+
+    c = _context(ctx)
+    result = guarded(lambda: outcomes.run(c.config(), c.settings, path))
+    typer.echo(
+        f"{result.stored} outcomes stored from {result.path.name} (source {result.source}), "
+        f"{result.already_recorded} already recorded; next: pricewise data harvest-feedback"
+    )
 
 
 @app.command("train")

@@ -47,6 +47,57 @@ class RowRules(StrictModel):
     max_description_chars: int = Field(default=5000, ge=1)
     max_brand_chars: int = Field(default=100, ge=1)
     max_category_chars: int = Field(default=200, ge=1)
+    category_levels: tuple[int, int] = Field(
+        default=(3, 5),
+        description="Fewest and most levels of a category path ('Women/Tops & Blouses/Blouse': 3).",
+    )
+    max_name_words: int = Field(
+        default=12, ge=1, description="A name with more words than this is taken for a misplaced description."
+    )
+    max_brand_words: int = Field(
+        default=6, ge=1, description="A brand with more words than this is taken for misplaced text."
+    )
+    known_from_rows: int = Field(
+        default=2,
+        ge=1,
+        description="A category or brand is known once accepted in another batch or in this many of the batch's rows.",
+    )
+
+    @model_validator(mode="after")
+    def _levels_ordered(self) -> RowRules:
+        low, high = self.category_levels
+        if not 1 <= low <= high:
+            raise ValueError(f"category_levels must be 1 <= fewest <= most, got {list(self.category_levels)}")
+        return self
+
+
+class SegmentShift(StrictModel):
+    """A shift of the price level in one top-level category that training may learn from (see validation)."""
+
+    min_rows: int = Field(
+        default=50, ge=10, description="Rows a segment needs, in the batch and the reference."
+    )
+    z: float = Field(
+        default=4.0, gt=0, description="|median shift| / its standard error that counts as a shift."
+    )
+    max_factor: float = Field(
+        default=2.0, gt=1.0, description="Largest price factor a market shift can have; beyond: implausible."
+    )
+    max_spread_ratio: float = Field(
+        default=1.5,
+        gt=1.0,
+        description="A shifted segment's robust spread may differ by at most this factor.",
+    )
+    quantile_tolerance: float = Field(
+        default=0.5,
+        gt=0.0,
+        lt=1.0,
+        description="The quartiles must move by the median's shift within this share of it: the whole "
+        "distribution moved, not a part of its rows.",
+    )
+    half_z: float = Field(
+        default=2.0, gt=0, description="Each half of the batch must show the shift, with this z at least."
+    )
 
 
 class BatchChecks(StrictModel):
@@ -63,6 +114,7 @@ class BatchChecks(StrictModel):
     )
     unseen_category_share: Threshold = Threshold(warn=0.10, fail=0.30)
     unseen_brand_share: Threshold = Threshold(warn=0.15, fail=0.40)
+    segment_shift: SegmentShift = SegmentShift()
 
 
 class ValidateConfig(StrictModel):
@@ -96,6 +148,25 @@ class BaselineConfig(StrictModel):
     min_group_size: int = Field(default=5, ge=1)
 
 
+class RecencyConfig(StrictModel):
+    """The newest trusted outcomes: a holdout the gate scores on, and the weight of the others in training."""
+
+    holdout_share: float = Field(
+        default=0.2, ge=0.0, lt=1.0, description="Share of the newest outcomes held out of training."
+    )
+    holdout_max_rows: int = Field(default=2000, ge=1, description="Most outcomes held out.")
+    min_outcomes: int = Field(
+        default=100, ge=1, description="Fewer trusted outcomes in the warehouse than this: no holdout."
+    )
+    outcome_weight: int = Field(
+        default=1,
+        ge=1,
+        le=20,
+        description="Training weight of a trusted outcome ingested within `weight_days` (1: as any listing).",
+    )
+    weight_days: float = Field(default=30.0, gt=0, description="How long an outcome counts as recent.")
+
+
 class TrainConfig(StrictModel):
     """Training: what is registered where, range coverage, and the main model's hyperparameters."""
 
@@ -107,6 +178,7 @@ class TrainConfig(StrictModel):
     min_rows_per_split: int = Field(default=20, ge=1)
     use_tuned_params: bool = Field(default=True, description="Overlay the best parameters `tune` saved.")
     baseline: BaselineConfig = BaselineConfig()
+    recency: RecencyConfig = RecencyConfig()
     params: dict[str, Any] = Field(default_factory=dict, description="Main model hyperparameters.")
 
 
@@ -155,6 +227,15 @@ class PromoteConfig(StrictModel):
         default=0.0, ge=0.0, description="RMSLE the challenger must gain over the champion."
     )
     behaviour: BehaviourConfig = BehaviourConfig()
+    recency_min_rows: int = Field(
+        default=100, ge=1, description="Recent outcomes the holdout needs before the gate weighs it."
+    )
+    shift_margin: float = Field(
+        default=0.02,
+        ge=0.0,
+        description="The market moved when the champion's RMSLE on the recent holdout exceeds its test RMSLE by "
+        "more than this; then the recent holdout decides alone.",
+    )
 
 
 class PredictConfig(StrictModel):
@@ -169,12 +250,32 @@ class ServeConfig(StrictModel):
 
     max_batch: int = Field(default=100, ge=1, description="Most listings in one batch request.")
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    max_header_bytes: int = Field(
+        default=32_768, ge=1024, description="Largest request head (request line and headers); more gets 431."
+    )
+    keep_alive_seconds: float = Field(
+        default=5.0, gt=0, description="An open connection without a request is closed after this long."
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request head must arrive within this long of its first byte (else 408).",
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A request body must arrive within this long of its headers (else 408).",
+    )
     max_name_chars: int = Field(default=200, ge=1)
     max_description_chars: int = Field(default=5000, ge=1)
     reload_poll_seconds: float = Field(
         default=30.0, ge=0.0, description="0 turns polling for a new champion off."
     )
     comparables: int = Field(default=5, ge=0, le=50, description="Similar sold listings returned on request.")
+    feedback_per_minute: int = Field(
+        default=30, ge=1, description="Seller feedback requests per client address per minute; more get 429."
+    )
+    max_outcomes: int = Field(default=1000, ge=1, description="Most outcomes in one /v1/outcomes request.")
     log_synchronous: Literal["FULL", "NORMAL"] = Field(
         default="NORMAL",
         description="SQLite prediction log: NORMAL (WAL) survives a killed server, FULL also a power loss.",

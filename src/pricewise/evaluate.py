@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 
 from pricewise.config import Config
 from pricewise.errors import PricewiseError
+from pricewise.logs import redact
 from pricewise.models import metrics
 from pricewise.settings import Settings
 from pricewise.store import tracking, training_data
@@ -109,12 +110,13 @@ def run(config: Config, settings: Settings, model_uri: str | None = None) -> Eva
     scored["price_band"] = pd.cut(scored["actual"], PRICE_BANDS, right=False).astype(str)
     overall = metrics.summary(*(scored[c].to_numpy() for c in ("actual", "price", "low", "high")))
     segments = {key: _segment(scored, key) for key in ("top_category", "condition", "price_band")}
-    safe = uri.replace(":/", "-").replace("/", "-").replace("@", "-")
+    shown = redact(uri)  # what reports, tags and the result show: never a password in the URI
+    safe = shown.replace(":/", "-").replace("/", "-").replace("@", "-")
     directory = settings.reports / "evaluation" / safe
     try:
         directory.mkdir(parents=True, exist_ok=True)
         plots = _plots(scored, segments["top_category"], directory)
-        report = {"model_uri": uri, "rows": len(scored), "overall": overall, "segments": segments}
+        report = {"model_uri": shown, "rows": len(scored), "overall": overall, "segments": segments}
         (directory / "evaluation.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
         env = Environment(loader=PackageLoader("pricewise"), autoescape=select_autoescape())
         html = env.get_template("evaluation_report.html").render(
@@ -126,8 +128,8 @@ def run(config: Config, settings: Settings, model_uri: str | None = None) -> Eva
         raise PricewiseError(f"cannot write the evaluation report to {directory}: {exc.strerror}") from exc
     experiment = tracking.experiment_id(settings, config.train.experiment)
     with mlflow.start_run(experiment_id=experiment, run_name="evaluate") as run:
-        mlflow.set_tag("pricewise.model_uri", uri)
+        mlflow.set_tag("pricewise.model_uri", shown)
         mlflow.log_metrics({f"test_{k}": v for k, v in overall.items()})
         mlflow.log_artifacts(str(directory), artifact_path="evaluation")
-    logger.info("evaluated %s: RMSLE %.4f", uri, overall["rmsle"])
-    return EvaluateResult(uri, run.info.run_id, overall, segments, report_html, plots)
+    logger.info("evaluated %s: RMSLE %.4f", shown, overall["rmsle"])
+    return EvaluateResult(shown, run.info.run_id, overall, segments, report_html, plots)

@@ -1,7 +1,8 @@
 """Raw listing files in, new batches in the warehouse (raw rows, unparseable records, lineage) out.
 
-One call is one transaction: every file of the call lands, or none does. Content already in the warehouse
-is recognised by its sha256 and skipped, so ingesting the same data twice is a no-op.
+One call is one transaction: every file of the call lands, or none does (a disk that fills up included).
+Content already in the warehouse is recognised by its sha256 and skipped, so ingesting the same data twice is a
+no-op.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import duckdb
 
 from pricewise.columns import FIELD_COLUMNS
 from pricewise.config import Config
-from pricewise.errors import InputFileError
+from pricewise.errors import DiskFullError, InputFileError
 from pricewise.inputs.listing_files import TableSource, open_sources
 from pricewise.settings import Settings
 from pricewise.store import batches, warehouse
@@ -53,7 +54,7 @@ def batch_id_for(content_sha256: str) -> str:
 
 
 def _reader_sql(source: TableSource, rejects_table: str, config: Config) -> str:
-    path = warehouse.sql_literal(str(source.read_path))
+    path = warehouse.file_literal(source.read_path)
     if source.table_format == "parquet":
         return f"read_parquet({path})"
     columns = ", ".join(f"'{name}': 'VARCHAR'" for name in source.columns)
@@ -83,6 +84,7 @@ def load_source(
 
     Raises:
         InputFileError: The file cannot be read, or has a header but no rows.
+        DiskFullError: The disk filled up while the rows were written.
     """
     rejects_table = f"ingest_rejects_{n}"
     price = '"price"' if source.kind == "priced" else "NULL"
@@ -100,6 +102,11 @@ def load_source(
             [batch_id],
         )
     except duckdb.Error as exc:
+        if warehouse.is_disk_full(exc):
+            raise DiskFullError(
+                f"no space left on device while loading {source.source_name} ({exc}); nothing of this call "
+                "was kept: free space on the disk of the database and its scratch space and run again"
+            ) from exc
         raise InputFileError(f"{source.source_name}: cannot be read as a listings table ({exc})") from exc
     row = con.execute("SELECT count(*) FROM raw_listings WHERE batch_id = ?", [batch_id]).fetchone()
     parsed = int(row[0]) if row else 0
@@ -151,7 +158,22 @@ def run(config: Config, settings: Settings, paths: list[Path]) -> IngestResult:
 
     Raises:
         InputFileError: A file cannot be read as a listings table; nothing was written.
+        DiskFullError: A disk filled up; nothing was written.
     """
+    try:
+        return _ingest(config, settings, paths)
+    except DiskFullError:
+        raise
+    except (OSError, duckdb.Error) as exc:
+        if not warehouse.is_disk_full(exc):
+            raise
+        raise DiskFullError(
+            f"no space left on device while ingesting ({exc}); the warehouse {settings.warehouse} is unchanged: "
+            f"free space on the disk of {settings.data_dir} and run again"
+        ) from exc
+
+
+def _ingest(config: Config, settings: Settings, paths: list[Path]) -> IngestResult:
     outcomes: list[BatchOutcome] = []
     with open_sources(paths, settings.scratch) as sources, warehouse.connect(settings) as con:
         seen = batches.batch_ids_by_content(con)

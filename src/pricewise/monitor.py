@@ -22,14 +22,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
 from pricewise.columns import FEATURE_COLUMNS
 from pricewise.config import Config
 from pricewise.errors import PricewiseError
 from pricewise.models.suggester import PriceSuggester
-from pricewise.monitoring import drift, figures
+from pricewise.monitoring import drift, figures, loss_estimate
 from pricewise.monitoring.windows import ComparedWindow, champion, load_reference, load_window
 from pricewise.settings import Settings
 from pricewise.store import decisions, registry
@@ -58,6 +60,10 @@ class MonitorResult:
     feedback_rows: int = 0
     rmsle: float | None = None
     coverage: float | None = None
+    # Direct loss estimation: the window's RMSLE estimated without sold prices, with a ~95% interval.
+    estimated_rmsle: float | None = None
+    estimated_rmsle_low: float | None = None
+    estimated_rmsle_high: float | None = None
     report_html: str | None = None
     report_json: str | None = None
 
@@ -142,6 +148,38 @@ def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return frame.iloc[np.sort(rows)].reset_index(drop=True)
 
 
+def load_loss_model(run_id: str) -> loss_estimate.LossModel | None:
+    """The loss model logged with a model's run; None for a model trained before there was one.
+
+    Raises:
+        PricewiseError: The artifact is there but is not a loss model.
+    """
+    try:
+        text = mlflow.artifacts.load_text(f"runs:/{run_id}/{loss_estimate.ARTIFACT}")
+    except (MlflowException, OSError):
+        logger.info("run %s has no %s: no RMSLE estimate", run_id, loss_estimate.ARTIFACT)
+        return None
+    try:
+        return loss_estimate.LossModel.from_json(text)
+    except ValueError as exc:
+        raise PricewiseError(f"run {run_id}'s {loss_estimate.ARTIFACT} is unreadable: {exc}") from exc
+
+
+def estimate_rmsle(
+    loss_model: loss_estimate.LossModel | None, rows: pd.DataFrame
+) -> loss_estimate.RmsleEstimate | None:
+    """The window's estimated RMSLE over its rows with a suggested price (None without a loss model or rows)."""
+    if loss_model is None or "price" not in rows:
+        return None
+    priced = rows[rows["price"].notna() & rows["low"].notna() & rows["high"].notna()]
+    return loss_model.estimate(
+        priced,
+        priced["price"].to_numpy(float),
+        priced["low"].to_numpy(float),
+        priced["high"].to_numpy(float),
+    )
+
+
 def _score(suggester: PriceSuggester, frame: pd.DataFrame) -> pd.DataFrame:
     return suggester.suggest(frame[list(FEATURE_COLUMNS)])
 
@@ -214,6 +252,7 @@ def _compare(
         sample[["price", "low", "high"]] = scored[["price", "low", "high"]].to_numpy()
         judged = sample  # a batch is scored here, so its accuracy is judged on the sample
     accuracy = figures.accuracy(judged)
+    estimate = estimate_rmsle(load_loss_model(best.run_id) if best else None, judged)
 
     # The vocabulary comes from one half of the reference and the reference side is the other half, so the
     # reference's vocabulary share is measured out of sample, as the window's is.
@@ -250,6 +289,11 @@ def _compare(
         if accuracy.rmsle is not None and accuracy.coverage is not None
         else "; no sold prices fed back"
     )
+    if estimate is not None:
+        judged_accuracy += (
+            f"; estimated RMSLE {estimate.rmsle:.4f} [{estimate.low:.4f}, {estimate.high:.4f}] "
+            f"on {estimate.rows} suggestions"
+        )
     sampled = f" (sampled to {cfg.max_rows})" if len(current) > cfg.max_rows else ""
     html_path, json_path = directory / "report.html", directory / "report.json"
     result = MonitorResult(
@@ -270,6 +314,9 @@ def _compare(
         feedback_rows=accuracy.sold,
         rmsle=accuracy.rmsle,
         coverage=accuracy.coverage,
+        estimated_rmsle=estimate.rmsle if estimate else None,
+        estimated_rmsle_low=estimate.low if estimate else None,
+        estimated_rmsle_high=estimate.high if estimate else None,
         report_html=str(html_path),
         report_json=str(json_path),
     )

@@ -6,12 +6,16 @@ price and their reasons instead. The output appears whole or not at all (written
 
 from __future__ import annotations
 
+import csv
 import logging
 import multiprocessing
+import pickle
+import tempfile
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +38,22 @@ logger = logging.getLogger(__name__)
 
 OUTPUT_COLUMNS = ("id", "price", "low", "high", "model_version", "reasons")
 OUTPUT_FORMATS = (".csv", ".tsv", ".parquet")
+# The rows of the temp table `checked` (row_rules.checked_rows_sql) that pass the rules, as the model reads them.
+SCORABLE_ROWS_SQL = """
+    SELECT source_id AS id, trim(name) AS name, nullif(trim(brand_name), '') AS brand_name,
+           nullif(trim(category_name), '') AS category_name,
+           CAST(condition_num AS BIGINT) AS item_condition_id, CAST(shipping_num AS BIGINT) AS shipping,
+           item_description
+    FROM checked WHERE len(reasons) = 0
+"""
+# The rows that get no price, with their reasons: rule failures and lines of batch $batch the reader could not split.
+UNSCORED_ROWS_SQL = """
+    SELECT source_id AS id, array_to_string(reasons, ';') AS reasons FROM checked
+    WHERE len(reasons) > 0
+    UNION ALL
+    SELECT 'line ' || source_line, 'parse_' || replace(lower(error_type), ' ', '_')
+    FROM parse_rejects WHERE batch_id = $batch
+"""
 
 
 @dataclass(frozen=True)
@@ -74,12 +94,14 @@ def describe_version(uri: str) -> str:
 _worker_model: PriceSuggester | None = None
 
 
-def _init_worker(model: PriceSuggester) -> None:
+def _init_worker(model_file: str) -> None:
     global _worker_model  # noqa: PLW0603 - one model per worker process, set by the pool's initializer
     import torch  # noqa: PLC0415 - only workers need to cap torch's threads
 
     torch.set_num_threads(1)  # the pool's processes already use every core
-    _worker_model = model
+    with Path(model_file).open("rb") as handle:
+        # Written by this worker's parent a moment ago from the model it loaded and verified.
+        _worker_model = pickle.load(handle)  # noqa: S301
 
 
 def _score(frame: pd.DataFrame, model: PriceSuggester | None = None) -> pd.DataFrame:
@@ -91,28 +113,46 @@ def _score(frame: pd.DataFrame, model: PriceSuggester | None = None) -> pd.DataF
 
 
 def score_chunks(
-    model: PriceSuggester, chunks: Iterable[pd.DataFrame], workers: int
+    model: PriceSuggester, chunks: Iterable[pd.DataFrame], workers: int, scratch: Path | None = None
 ) -> Iterator[pd.DataFrame]:
     """Score chunks in order, in `workers` processes when more than one (feature building is CPU-bound Python).
 
-    At most two chunks per worker are in flight, so memory stays bounded whatever the input size.
+    At most two chunks per worker are in flight, so memory stays bounded whatever the input size. The model
+    reaches the workers as a file in `scratch` (a private temporary directory), not through the pipe that
+    starts each process: the parent writes that pipe while holding its other end, so a process that died at
+    start with a model-sized message unread would block the parent for good.
+
+    Raises:
+        PricewiseError: A worker process ended (killed, out of memory, or it could not start).
     """
     if workers <= 1:
         for frame in chunks:
             yield _score(frame, model)
         return
+    if scratch is not None:
+        scratch.mkdir(parents=True, exist_ok=True)
     # spawn, not fork: forking a process whose torch thread pool has started can deadlock the child.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(model,)
-    ) as pool:
-        pending: deque[Future[pd.DataFrame]] = deque()
-        for frame in chunks:
-            pending.append(pool.submit(_score, frame))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    with tempfile.TemporaryDirectory(prefix="pricewise-predict-", dir=scratch) as private:
+        model_file = Path(private) / "model.pkl"
+        model_file.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+        try:
+            with ProcessPoolExecutor(
+                workers, mp_context=context, initializer=_init_worker, initargs=(str(model_file),)
+            ) as pool:
+                pending: deque[Future[pd.DataFrame]] = deque()
+                for frame in chunks:
+                    pending.append(pool.submit(_score, frame))
+                    if len(pending) >= 2 * workers:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+        except BrokenProcessPool as exc:
+            raise PricewiseError(
+                "a scoring worker process ended unexpectedly (killed, out of memory, or it could not start); "
+                "nothing was written. See the log above for its error, or set predict.workers: 1 in the "
+                "config to score in this process"
+            ) from exc
 
 
 def _write(frame: pd.DataFrame, output: Path) -> None:
@@ -122,7 +162,14 @@ def _write(frame: pd.DataFrame, output: Path) -> None:
         if output.suffix == ".parquet":
             frame.to_parquet(partial, index=False)
         else:
-            frame.to_csv(partial, sep="\t" if output.suffix == ".tsv" else ",", index=False)
+            # Every text field quoted: the csv module leaves a lone carriage return bare otherwise, and a
+            # rejected row's id is the input's text, whatever it holds.
+            frame.to_csv(
+                partial,
+                sep="\t" if output.suffix == ".tsv" else ",",
+                index=False,
+                quoting=csv.QUOTE_NONNUMERIC,
+            )
         partial.replace(output)
     except OSError as exc:
         partial.unlink(missing_ok=True)
@@ -130,7 +177,11 @@ def _write(frame: pd.DataFrame, output: Path) -> None:
 
 
 def run(
-    config: Config, settings: Settings, input_path: Path, output: Path, model_uri: str | None = None
+    config: Config,
+    settings: Settings,
+    input_path: Path,
+    output: Path,
+    model_uri: str | None = None,
 ) -> PredictResult:
     """Score every listing of a file with a registered model.
 
@@ -166,28 +217,16 @@ def run(
             )
             accepted = con.execute("SELECT count(*) FROM checked WHERE len(reasons) = 0").fetchone()
             n_accepted = int(accepted[0]) if accepted else 0
-            reader = con.execute(
-                """
-                SELECT source_id AS id, trim(name) AS name, nullif(trim(brand_name), '') AS brand_name,
-                       nullif(trim(category_name), '') AS category_name,
-                       CAST(condition_num AS BIGINT) AS item_condition_id, CAST(shipping_num AS BIGINT) AS shipping,
-                       item_description
-                FROM checked WHERE len(reasons) = 0
-                """
-            ).to_arrow_reader(config.predict.chunk_rows)
+            reader = con.execute(SCORABLE_ROWS_SQL).to_arrow_reader(config.predict.chunk_rows)
             assert reader is not None  # a SELECT always yields a result
             # Starting worker processes costs seconds; only inputs of several chunks repay it.
             workers = config.predict.workers if n_accepted > 2 * config.predict.chunk_rows else 1
-            parts.extend(score_chunks(suggester, (chunk.to_pandas() for chunk in reader), workers))
+            parts.extend(
+                score_chunks(suggester, (chunk.to_pandas() for chunk in reader), workers, settings.scratch)
+            )
             parts.append(
                 con.execute(
-                    """
-                    SELECT source_id AS id, array_to_string(reasons, ';') AS reasons FROM checked
-                    WHERE len(reasons) > 0
-                    UNION ALL
-                    SELECT 'line ' || source_line, 'parse_' || replace(lower(error_type), ' ', '_')
-                    FROM parse_rejects WHERE batch_id = $batch
-                    """,
+                    UNSCORED_ROWS_SQL,
                     {"batch": batch_id},
                 ).df()
             )

@@ -1,9 +1,17 @@
 """The registry's challenger and champion in; a gated promotion, or a one-step rollback, recorded, out.
 
-A challenger becomes champion only if it beats the champion's RMSLE on the same test split by the configured
-margin and passes the behaviour checks; the first model with no champion to beat needs only the behaviour
-checks. Every decision is a row of the decision table ``promotions`` (history); the registry's ``champion``
-alias is who is champion. The row is written before the alias moves, so a moved alias always has its record.
+A challenger must pass the behaviour checks; the first model with no champion to beat needs only those. Against a
+champion, both are scored on the fixed test split and, once enough trusted outcomes have arrived, on the recency
+holdout (the newest outcomes, held out of training; see `store.training_data`). The rule (`gate_rule`):
+- no recency holdout of `promote.recency_min_rows`: the challenger must beat the champion's test RMSLE by more
+  than `promote.margin`;
+- the market moved (the champion's RMSLE on the recent outcomes exceeds its test RMSLE by more than
+  `promote.shift_margin`): the recent outcomes decide alone, since the test split measures a market that is
+  gone: the challenger must beat the champion on them by more than the margin;
+- otherwise both must agree: better on the test split by more than the margin, and not worse on the recent
+  outcomes. Every decision is a row of the decision table ``promotions`` (history); the registry's ``champion``
+alias is who is champion. The row is written before the alias moves, so a moved alias always has its record;
+when the alias then cannot be moved, a second row undoes the first (history is unchanged) and the command says so.
 """
 
 from __future__ import annotations
@@ -74,18 +82,88 @@ def _test_rmsle(suggester: PriceSuggester, test: training_data.Split) -> float:
     return metrics.rmsle(test.price, suggester.suggest(test.frame)["price"].to_numpy())
 
 
+def gate_rule(
+    margin: float,
+    shift_margin: float,
+    figures: dict[str, Any],
+) -> tuple[bool, str]:
+    """Whether the challenger beats the champion, and why (the rule is in the module docstring).
+
+    Args:
+        margin: RMSLE the challenger must gain (promote.margin).
+        shift_margin: How much worse the champion must do on the recent outcomes than on the test split for the
+            market to count as moved (promote.shift_margin).
+        figures: champion_rmsle and challenger_rmsle (test split), and, with a recency holdout,
+            champion_recent_rmsle, challenger_recent_rmsle and recent_rows. Gains and the rule used are added.
+    """
+    champ, chall = figures["champion_rmsle"], figures["challenger_rmsle"]
+    gain = champ - chall
+    figures["gain"] = gain
+    test_text = f"test RMSLE {chall:.4f} vs the champion's {champ:.4f} (gain {gain:.4f})"
+    if figures.get("champion_recent_rmsle") is None:
+        figures["rule"] = "test split"
+        if gain > margin:
+            return True, f"RMSLE {chall:.4f} beats {champ:.4f} by {gain:.4f}"
+        return False, (
+            f"RMSLE {chall:.4f} does not beat the champion's {champ:.4f} by more than the margin {margin}"
+        )
+    r_champ, r_chall, rows = (
+        figures["champion_recent_rmsle"],
+        figures["challenger_recent_rmsle"],
+        figures["recent_rows"],
+    )
+    recent_gain = r_champ - r_chall
+    figures["recent_gain"] = recent_gain
+    recent_text = (
+        f"RMSLE {r_chall:.4f} vs {r_champ:.4f} on the {rows} newest outcomes (gain {recent_gain:.4f})"
+    )
+    if r_champ - champ > shift_margin:
+        figures["rule"] = "market moved: recent outcomes decide"
+        moved = (
+            f"the market moved (the champion's RMSLE is {r_champ:.4f} on the newest outcomes, {champ:.4f} on the "
+            f"test split)"
+        )
+        if recent_gain > margin:
+            return True, f"{moved}: {recent_text}; {test_text}"
+        return (
+            False,
+            f"{moved}, and the challenger does not beat it there by more than {margin}: {recent_text}",
+        )
+    figures["rule"] = "test split and recent outcomes agree"
+    if gain > margin and recent_gain >= 0:
+        return True, f"{test_text}; {recent_text}"
+    if gain > margin:
+        return False, f"better on the test split but worse on the newest outcomes: {recent_text}; {test_text}"
+    return False, (
+        f"RMSLE {chall:.4f} does not beat the champion's {champ:.4f} by more than the margin {margin} "
+        f"on the test split; {recent_text}"
+    )
+
+
 def _judge(config: Config, settings: Settings, name: str, champion: str | None, challenger: str) -> Decision:
-    test = training_data.load(settings, config.train.min_rows_per_split).test
+    data = training_data.load(settings, config.train.min_rows_per_split, config.train.recency)
+    test = data.test
+    recent = (
+        data.recent
+        if data.recent is not None and len(data.recent) >= config.promote.recency_min_rows
+        else None
+    )
     candidate = load_suggester(f"models:/{name}/{challenger}")
     checks = behaviour.run_checks(candidate.suggest, test.frame, config.promote.behaviour)
     figures: dict[str, Any] = {
         "challenger_rmsle": _test_rmsle(candidate, test),
         "test_rows": len(test),
+        "recent_rows": len(recent) if recent is not None else 0,
         "behaviour": [asdict(c) for c in checks],
     }
+    if recent is not None:
+        figures["challenger_recent_rmsle"] = _test_rmsle(candidate, recent)
     failed = [c.name for c in checks if not c.passed]
     if champion is not None:
-        figures["champion_rmsle"] = _test_rmsle(load_suggester(f"models:/{name}/{champion}"), test)
+        current = load_suggester(f"models:/{name}/{champion}")
+        figures["champion_rmsle"] = _test_rmsle(current, test)
+        if recent is not None:
+            figures["champion_recent_rmsle"] = _test_rmsle(current, recent)
     action: GateOutcome
     if failed:
         action, reason = "refuse", f"behaviour checks failed: {', '.join(failed)}"
@@ -95,33 +173,54 @@ def _judge(config: Config, settings: Settings, name: str, champion: str | None, 
             "no champion yet: the first model that passes the behaviour checks becomes champion",
         )
     else:
-        gain = figures["champion_rmsle"] - figures["challenger_rmsle"]
-        figures["gain"] = gain
-        if gain > config.promote.margin:
-            action = "promote"
-            reason = (
-                f"RMSLE {figures['challenger_rmsle']:.4f} beats {figures['champion_rmsle']:.4f} by {gain:.4f}"
-            )
-        else:
-            action = "refuse"
-            reason = (
-                f"RMSLE {figures['challenger_rmsle']:.4f} does not beat the champion's "
-                f"{figures['champion_rmsle']:.4f} by more than the margin {config.promote.margin}"
-            )
+        wins, reason = gate_rule(config.promote.margin, config.promote.shift_margin, figures)
+        action = "promote" if wins else "refuse"
     after = challenger if action in ("first", "promote") else champion
     return Decision(action, name, champion, challenger, after, reason, figures)
 
 
-def _move_alias(client: MlflowClient, name: str, version: str, drop_challenger: bool) -> None:
+def _compensation(decision: Decision, why: str) -> Decision:
+    """The row that undoes a recorded decision whose alias move failed: a rollback undoes a promotion, and
+    re-pushing the champion undoes a rollback, so `champion_history` reads as if neither happened."""
+    action: PromotionAction = "promote" if decision.action == "rollback" else "rollback"
+    return Decision(
+        action,
+        decision.registered_model,
+        decision.champion_after,
+        None,
+        decision.champion_before,
+        f"undoes the {decision.action} recorded just before: the champion alias could not be moved ({why})",
+        {"compensates": decision.action},
+    )
+
+
+def _move_alias(settings: Settings, client: MlflowClient, decision: Decision, drop_challenger: bool) -> None:
+    name, version = decision.registered_model, str(decision.champion_after)
     try:
         client.set_registered_model_alias(name, CHAMPION, version)
-        if drop_challenger:
-            client.delete_registered_model_alias(name, CHALLENGER)
-    except MlflowException as exc:
+    except (MlflowException, OSError) as exc:
+        why = exc.message if isinstance(exc, MlflowException) else str(exc)
+        try:
+            _record(settings, _compensation(decision, why))
+        except PricewiseError as again:
+            raise PricewiseError(
+                f"moving the champion alias of {name} to v{version} failed ({why}); the champion is still "
+                f"v{decision.champion_before}, but the {decision.action} stays recorded because undoing the "
+                f"record failed too ({again}); record a rollback by hand before promoting again"
+            ) from exc
         raise PricewiseError(
-            f"the decision to make v{version} champion of {name} is recorded, but moving the alias failed: "
-            f"{exc.message}; run the command again"
+            f"moving the champion alias of {name} to v{version} failed ({why}); the champion is still "
+            f"v{decision.champion_before} and the recorded {decision.action} was undone; run the command again"
         ) from exc
+    if drop_challenger:
+        try:
+            client.delete_registered_model_alias(name, CHALLENGER)
+        except (MlflowException, OSError) as exc:
+            why = exc.message if isinstance(exc, MlflowException) else str(exc)
+            raise PricewiseError(
+                f"v{version} is champion of {name} (recorded), but the challenger alias could not be removed "
+                f"({why}); run `pricewise promote` again to remove it"
+            ) from exc
 
 
 def run(config: Config, settings: Settings) -> Decision:
@@ -146,13 +245,18 @@ def run(config: Config, settings: Settings) -> Decision:
         raise PricewiseError(f"no challenger for {name}: run `pricewise train` first")
     champion = version_by_alias(client, name, CHAMPION)
     if champion == challenger:
+        # A promotion that moved the alias but could not drop the challenger ends here.
+        try:
+            client.delete_registered_model_alias(name, CHALLENGER)
+        except MlflowException as exc:
+            raise PricewiseError(f"cannot remove the challenger alias of {name}: {exc.message}") from exc
         return Decision(
             "unchanged", name, champion, challenger, champion, "the challenger is already champion", {}
         )
     decision = _judge(config, settings, name, champion, challenger)
     _record(settings, decision)
     if decision.promoted:
-        _move_alias(client, name, challenger, drop_challenger=True)
+        _move_alias(settings, client, decision, drop_challenger=True)
     logger.info("promotion of %s v%s: %s (%s)", name, challenger, decision.action, decision.reason)
     return decision
 
@@ -202,5 +306,5 @@ def rollback(config: Config, settings: Settings) -> Decision:
         "rollback", name, current, None, previous, f"rolled back from v{current} to v{previous}", {}
     )
     _record(settings, decision)
-    _move_alias(client, name, previous, drop_challenger=False)
+    _move_alias(settings, client, decision, drop_challenger=False)
     return decision

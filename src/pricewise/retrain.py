@@ -4,13 +4,14 @@ The policy (config section ``retrain``) retrains when any rule triggers:
 - drift: the share of drifted input columns in the latest monitoring run reaches ``drift_share``;
 - accuracy: RMSLE against sold prices exceeds the champion's offline test RMSLE by more than ``rmsle_margin``
   (judged only with at least ``monitor.min_feedback_rows`` sold prices);
-- target drift: sold prices fed back drifted from the training prices (``on_target_drift``);
+- target drift: trusted sold prices drifted from the training prices (``on_target_drift``);
 - age: the champion was trained more than ``max_age_days`` ago;
 - no champion at all.
 
 The latest monitoring run is the newest one that compared something (`DecisionStore.latest_compared_run`).
-Retraining first harvests sold prices into a priced batch (`pricewise.harvest`, validated like any other, so a
-batch that fails validation never reaches training), trains a challenger on the warehouse's current training
+Retraining first harvests trusted sold prices (outcomes, never the seller's open feedback) into a priced batch
+(`pricewise.harvest`, validated like any other, so a batch that fails validation never reaches training, and a
+market shift in it is flagged with its figures), trains a challenger on the warehouse's current training
 data, and puts it through the promotion gate. Every decision is a `decisions.RetrainDecision` with its reasons
 and figures; the gate's own decision is a `decisions.Promotion`.
 """
@@ -135,7 +136,7 @@ def judge(
                 None,
                 policy.rmsle_margin,
                 False,
-                f"{have} sold prices fed back, {needed} needed to judge accuracy",
+                f"{have} trusted sold prices, {needed} needed to judge accuracy",
             )
         )
     elif best is None or best.offline_rmsle is None:
@@ -252,7 +253,7 @@ def run(config: Config, settings: Settings, mode: Mode) -> RetrainOutcome:
     if retrained.harvested_batch is not None:
         status = retrained.figures.get("harvested_batch_status")
         harvested = (
-            f"; {retrained.figures.get('harvested_rows')} sold listings from feedback in batch "
+            f"; {retrained.figures.get('harvested_rows')} sold listings from trusted outcomes in batch "
             f"{retrained.harvested_batch} (validation {status}"
             + (", left out of training)" if status == "fail" else ")")
         )
@@ -284,6 +285,10 @@ def _retrain(config: Config, settings: Settings) -> Retrained:
             harvested_batch = harvested.batch_id
             figures["harvested_rows"] = harvested.harvested
             figures["harvested_batch_status"] = status
+            figures["harvested_sources"] = harvested.sources
+            for check in checked.batches[0].checks if checked.batches else ():
+                if check.name in ("segment_shift", "mean_log_price_z"):
+                    figures[f"harvested_{check.name}"] = {"status": check.status, "detail": check.detail}
             logger.info(
                 "feedback: %d sold listings in batch %s, validation %s",
                 harvested.harvested,
@@ -293,6 +298,7 @@ def _retrain(config: Config, settings: Settings) -> Retrained:
     result = train.run(config, settings)
     figures["challenger_test_rmsle"] = result.main.metrics["rmsle"]
     decision = promote.run(config, settings)
+    figures["gate"] = {k: v for k, v in decision.figures.items() if k != "behaviour"}
     return Retrained(
         challenger_version=result.main.version,
         promotion_action=decision.action,

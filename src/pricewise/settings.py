@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token for the server's admin endpoints; unset turns them off."
     )
+    outcomes_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of the outcomes endpoint (sold prices, the only labels the API takes); its own "
+        "scope, separate from admin; unset turns the endpoint off.",
+    )
     prediction_log_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the prediction log; defaults to SQLite (WAL) under <data_dir>/serving.",

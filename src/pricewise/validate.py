@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from pricewise.config import Config
-from pricewise.errors import PricewiseError
+from pricewise.errors import DiskFullError, PricewiseError
 from pricewise.settings import Settings
 from pricewise.store import batches, warehouse
 from pricewise.validation import batch_checks, reports, row_rules
@@ -141,7 +141,22 @@ def run(config: Config, settings: Settings, batch_id: str | None = None) -> Vali
 
     Raises:
         PricewiseError: The batch does not exist or a report cannot be written; that batch's state is unchanged.
+        DiskFullError: A disk filled up; the batch being validated is as it was (batches validated before it in
+            this call keep their validation).
     """
-    with warehouse.connect(settings) as con:
-        batch_ids = [batch_id] if batch_id is not None else batches.unvalidated_batch_ids(con)
-        return ValidateResult(tuple(_validate_batch(con, b, config, settings) for b in batch_ids))
+    done: list[BatchValidation] = []
+    try:
+        with warehouse.connect(settings) as con:
+            batch_ids = [batch_id] if batch_id is not None else batches.unvalidated_batch_ids(con)
+            for b in batch_ids:
+                done.append(_validate_batch(con, b, config, settings))
+    except (OSError, duckdb.Error, PricewiseError) as exc:
+        if isinstance(exc, DiskFullError) or not warehouse.is_disk_full(exc):
+            raise
+        kept = f" ({len(done)} batch(es) validated before it keep their validation)" if done else ""
+        raise DiskFullError(
+            f"no space left on device while validating ({exc}); the batch's validation was rolled back and the "
+            f"warehouse {settings.warehouse} holds what it held before it{kept}: free space on the disk of "
+            f"{settings.warehouse.parent} and {settings.reports} and run again"
+        ) from exc
+    return ValidateResult(tuple(done))

@@ -20,6 +20,7 @@ from typer.testing import Result
 
 from pricewise.settings import Settings
 from pricewise.store import warehouse
+from tests.support.disks import filled, small_disk
 from tests.support.workspaces import PRICED_HEADER, listing_row, write_table
 
 pytestmark = pytest.mark.integration
@@ -257,3 +258,38 @@ def test_killed_mid_file_leaves_the_warehouse_as_before(
         "ingest finished before it could be killed; make the file larger"
     )
     assert digest(settings) == before
+
+
+@pytest.mark.parametrize(
+    ("free_kib", "where"),
+    [(0, "scratch space"), (1200, "warehouse.duckdb")],
+    ids=["no-room-to-copy-the-file", "no-room-to-commit-the-rows"],
+)
+def test_a_full_disk_exits_2_with_a_clear_message_and_changes_nothing(
+    free_kib: int,
+    where: str,
+    train_sample: Path,
+    test_sample: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., Result],
+) -> None:
+    """A real full disk: the data directory on a 12 MiB tmpfs, filled up to `free_kib` of room."""
+    with small_disk(tmp_path / "disk", "12m") as disk:
+        monkeypatch.setenv("PRICEWISE_DATA_DIR", str(disk / "data"))
+        settings = Settings(data_dir=disk / "data")
+        assert cli("ingest", str(test_sample)).exit_code == 0
+        before = digest(settings)
+
+        with filled(disk, leave_bytes=free_kib * 1024):
+            result = cli("ingest", str(train_sample))
+
+            assert result.exit_code == 2, result.output
+            assert "no space left on device" in result.output
+            assert where in result.output
+            assert "unexpected failure" not in result.output
+            assert digest(settings) == before
+
+        again = cli("ingest", str(train_sample))
+        assert again.exit_code == 0, again.output
+        assert digest(settings)["raw_listings"] == before["raw_listings"] + SAMPLE_ROWS

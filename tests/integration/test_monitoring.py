@@ -27,6 +27,7 @@ from tests.support.workspaces import TEST_SAMPLE, Workspace, clone_workspace, li
 
 SHIFTED_CATEGORY = "Women"
 SHIFT = 1.4
+OUTCOMES_TOKEN = "drift-scenario-outcomes-token"
 FIELDS = ["name", "brand_name", "category_name", "item_condition_id", "shipping", "item_description"]
 
 
@@ -142,18 +143,23 @@ def _serve_and_feed_back(server: Server) -> tuple[int, float]:
             batch = client_rows[start : start + 100]
             response = client.post("/v1/suggestions/batch", json={"listings": batch})
             assert response.status_code == 200, response.text
+            outcomes = []
             for listing, suggestion in zip(batch, response.json()["suggestions"], strict=True):
                 in_category = str(listing["category_name"] or "").startswith(SHIFTED_CATEGORY + "/")
                 sold = (
                     suggestion["price"] * float(np.exp(rng.normal(0, 0.56))) * (SHIFT if in_category else 1.0)
                 )
-                answer = client.post(
-                    "/v1/feedback",
-                    json={"request_id": suggestion["request_id"], "sold_price": round(sold, 2)},
-                )
-                assert answer.status_code == 200, answer.text
-                fed += 1
+                outcomes.append({"request_id": suggestion["request_id"], "sold_price": round(sold, 2)})
                 shifted += in_category
+            # Sold prices are labels: they arrive through the outcomes scope, never the open feedback route.
+            answer = client.post(
+                "/v1/outcomes",
+                json={"outcomes": outcomes},
+                headers={"Authorization": f"Bearer {OUTCOMES_TOKEN}"},
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["stored"] == len(outcomes)
+            fed += len(outcomes)
     return fed, shifted / fed
 
 
@@ -161,7 +167,7 @@ def _serve_and_feed_back(server: Server) -> tuple[int, float]:
 def drifting(light_champion_workspace: Workspace, tmp_path: Path) -> Iterator[tuple[Workspace, Server]]:
     """A promoted workspace and server of the drift scenario's own: its window holds only its own requests."""
     ws = clone_workspace(light_champion_workspace, tmp_path / "drifting")
-    running = start_server(ws, tmp_path)
+    running = start_server(ws, tmp_path, PRICEWISE_OUTCOMES_TOKEN=OUTCOMES_TOKEN)
     yield ws, running
     running.stop()
 

@@ -27,6 +27,7 @@ from tests.support.workspaces import TRAIN_SAMPLE, Workspace
 
 pytestmark = pytest.mark.integration
 SOLD = 12
+OUTCOMES_TOKEN = "monitoring-page-outcomes-token"
 LISTING_FIELDS = ["name", "brand_name", "category_name", "item_condition_id", "shipping", "item_description"]
 
 
@@ -69,6 +70,7 @@ def serve(ws: Workspace, log_dir: Path) -> Server:
         PRICEWISE_REPORTS_DIR=str(settings.reports_dir),
         PRICEWISE_PREDICTION_LOG_URL=settings.prediction_log_url,
         PRICEWISE_DECISIONS_URL=settings.decisions_url,
+        PRICEWISE_OUTCOMES_TOKEN=OUTCOMES_TOKEN,
     )
 
 
@@ -144,13 +146,17 @@ def monitored(serving_workspace: Workspace, tmp_path_factory: pytest.TempPathFac
                 suggestions.append({**response.json(), "actual": float(record["price"])})
             batch = client.post("/v1/suggestions/batch", json={"listings": [body] * 3})
             assert batch.status_code == 200, batch.text
-            for suggestion in suggestions[:SOLD]:
-                request_id, actual = suggestion["request_id"], suggestion["actual"]
-                if suggestion is suggestions[0]:  # a corrected report: the latest sold price counts
-                    client.post("/v1/feedback", json={"request_id": request_id, "sold_price": 999.0})
-                recorded = client.post("/v1/feedback", json={"request_id": request_id, "sold_price": actual})
-                assert recorded.status_code == 200, recorded.text
-                sold[request_id] = actual
+            outcomes = [
+                {"request_id": s["request_id"], "sold_price": s["actual"]} for s in suggestions[:SOLD]
+            ]
+            recorded = client.post(
+                "/v1/outcomes",
+                json={"outcomes": outcomes},
+                headers={"Authorization": f"Bearer {OUTCOMES_TOKEN}"},
+            )
+            assert recorded.status_code == 200, recorded.text
+            assert recorded.json()["stored"] == SOLD
+            sold.update({o["request_id"]: o["sold_price"] for o in outcomes})
             for suggestion in suggestions[SOLD : SOLD + 3]:  # chosen prices only: no sold price, not counted
                 chosen = {"request_id": suggestion["request_id"], "chosen_price": suggestion["price"]}
                 assert client.post("/v1/feedback", json=chosen).status_code == 200

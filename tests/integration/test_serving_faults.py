@@ -90,7 +90,12 @@ def two_workers(ws: Workspace, log_dir: Path) -> Iterator[tuple[Server, list[int
     """A server with two worker processes, and their pids."""
     server = start_server(ws, log_dir, workers=2)
     try:
+        # /ready answers once one worker is up; the second may still be starting on a loaded machine.
+        deadline = time.monotonic() + 60
         workers = _worker_pids(server.process.pid)
+        while len(workers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            workers = _worker_pids(server.process.pid)
         assert len(workers) == 2, workers
         yield server, workers
     finally:
@@ -154,7 +159,9 @@ def _register_copy_of_champion(ws: Workspace) -> str:
     tracking.configure(ws.settings)
     client = MlflowClient()
     champion = client.get_model_version_by_alias("pricewise", "champion")
-    copy = client.create_model_version("pricewise", source=champion.source, run_id=champion.run_id)
+    copy = client.create_model_version(
+        "pricewise", source=champion.source, run_id=champion.run_id, tags=champion.tags
+    )
     return str(copy.version)
 
 
@@ -267,3 +274,42 @@ def test_without_a_main_champion_the_registered_rules_baseline_answers_flagged(
         assert "/v1/admin/reload" not in schema["paths"]
     finally:
         server.stop()
+
+
+def test_credentials_in_the_tracking_uri_and_server_paths_are_never_shown(
+    light_champion_workspace: Workspace, tmp_path: Path
+) -> None:
+    own = clone_workspace(light_champion_workspace, tmp_path / "own")
+    warm = start_server(own, tmp_path)  # loads champion v1 and caches it
+    warm.stop()
+    secret = "s3cret-Pa55"
+    dead_registry = f"http://pricewise:{secret}@127.0.0.1:{free_port()}"
+    unopenable = tmp_path / "decisions-is-a-directory"
+    unopenable.mkdir()
+    server = start_server(
+        own,
+        tmp_path,
+        PRICEWISE_MLFLOW_TRACKING_URI=dead_registry,
+        PRICEWISE_DECISIONS_URL=f"sqlite:///{unopenable}",
+    )
+    try:
+        with server.client() as client:
+            ready = client.get("/ready")
+            reload = client.post("/v1/admin/reload", headers=ADMIN)
+            overview = client.get("/v1/monitoring")
+            page = client.get("/monitoring")
+    finally:
+        server.stop()
+    assert ready.status_code == 200
+    assert reload.status_code == 200, reload.text
+    assert "registry unreachable" in reload.json()["detail"]
+    assert "pricewise:***@" in reload.json()["detail"], "the URI is shown, without its password"
+    assert overview.json()["promotions"]["state"] == "error"
+    assert "<path>" in overview.json()["promotions"]["message"]
+    logs = server.logs()
+    assert "cannot reach the MLflow tracking server at http://pricewise:***@" in logs
+    for text in (logs, reload.text, ready.text, overview.text, page.text):
+        assert secret not in text
+    for text in (overview.text, page.text, ready.text):
+        assert str(tmp_path) not in text, "no server paths in public answers"
+        assert str(own.settings.data_dir) not in text

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pricewise.columns import FEATURE_COLUMNS, PRICED_COLUMNS
 from pricewise.settings import Settings
-from pricewise.store.prediction_log import LoggedSuggestion, PredictionLog, default_url
+from pricewise.store.prediction_log import LoggedSuggestion, Outcome, PredictionLog, default_url
 from tests.support.workspaces import Workspace, light_config_text, listing_row, write_table
 
 
@@ -38,8 +38,8 @@ def log_suggestions(
     sold: dict[int, Sequence[float]] | None = None,
     model_version: str = "1",
 ) -> list[str]:
-    """Log one suggestion per listing id (price, range price/1.5..price*1.5) and the sold prices fed back for
-    some of them, in order (the latest counts).
+    """Log one suggestion per listing id (price, range price/1.5..price*1.5) and, for some of them, a trusted
+    outcome: the last of the sold prices given for it.
 
     Returns:
         The request ids, in the order of `ids`.
@@ -61,9 +61,9 @@ def log_suggestions(
             for i in ids
         ]
         log.record_suggestions(rows)
-        for i, prices in (sold or {}).items():
-            for value in prices:
-                assert log.record_feedback(f"req-{i}", None, value)
+        outcomes = [Outcome(f"req-{i}", prices[-1]) for i, prices in (sold or {}).items() if prices]
+        if outcomes:
+            assert not log.record_outcomes(outcomes, source="test").refused
     finally:
         log.close()
     return [f"req-{i}" for i in ids]

@@ -3,11 +3,15 @@ written whole, out."""
 
 from __future__ import annotations
 
+import csv
+import os
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 
 from pricewise import predict
 from pricewise.columns import PRICED_COLUMNS, UNPRICED_COLUMNS
@@ -18,7 +22,14 @@ from pricewise.models.ranges import ConformalPriceRanges
 from pricewise.models.suggester import PriceSuggester
 from pricewise.settings import Settings
 from pricewise.store import tracking
-from tests.support.workspaces import SHIPPED_CONFIG, Workspace, listing_row, tiny_listings, write_table
+from tests.support.workspaces import (
+    SHIPPED_CONFIG,
+    Workspace,
+    clone_workspace,
+    listing_row,
+    tiny_listings,
+    write_table,
+)
 
 
 def unpriced_rows(n: int) -> list[list[object]]:
@@ -98,3 +109,80 @@ def test_an_unknown_output_format_is_refused_before_any_work(tmp_path: Path) -> 
         predict.run(load_config(SHIPPED_CONFIG), settings, tmp_path / "in.tsv", tmp_path / "out.xlsx")
 
     assert not (tmp_path / "data").exists(), "nothing was set up for a run that cannot write its output"
+
+
+class DiesWhenUnpickled:
+    """Stands in for a model whose worker process ends as it starts (killed, or its imports fail)."""
+
+    def __reduce__(self) -> tuple[object, tuple[int]]:
+        return (os._exit, (1,))
+
+
+def test_a_worker_that_dies_at_start_fails_predict_with_a_clear_message_in_bounded_time(
+    tmp_path: Path,
+) -> None:
+    frame = pd.DataFrame(tiny_listings(30), columns=list(PRICED_COLUMNS)).drop(columns=["price"])
+    frame = frame.rename(columns={"train_id": "id"})
+    started = time.monotonic()
+
+    with pytest.raises(PricewiseError, match="a scoring worker process ended unexpectedly") as caught:
+        list(predict.score_chunks(DiesWhenUnpickled(), [frame] * 6, workers=2, scratch=tmp_path))  # type: ignore[arg-type]
+
+    assert "predict.workers: 1" in str(caught.value)
+    assert time.monotonic() - started < 60
+    assert list(tmp_path.iterdir()) == [], "the model file handed to the workers is removed"
+
+
+def test_a_version_registered_without_pricewise_digest_is_refused(
+    tiny_trained_workspace: Workspace, tmp_path: Path
+) -> None:
+    ws = clone_workspace(tiny_trained_workspace, tmp_path / "ws")
+    tracking.configure(ws.settings)
+    client = MlflowClient()
+    challenger = client.get_model_version_by_alias("pricewise", "challenger")
+    by_hand = client.create_model_version("pricewise", source=challenger.source, run_id=challenger.run_id)
+    source = write_table(tmp_path / "listings.tsv", unpriced_rows(5), header=UNPRICED_COLUMNS)
+    output = tmp_path / "scores.csv"
+
+    with pytest.raises(
+        PricewiseError, match=f"refused pricewise v{by_hand.version}: it carries no artifact digest"
+    ):
+        predict.run(
+            load_config(ws.config_path), ws.settings, source, output, f"models:/pricewise/{by_hand.version}"
+        )
+    with pytest.raises(PricewiseError, match="only registered models load"):
+        predict.run(
+            load_config(ws.config_path), ws.settings, source, output, f"runs:/{challenger.run_id}/model"
+        )
+
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_ids_in_a_delimited_output_read_back_as_they_were_in_the_input(
+    suffix: str, tiny_trained_workspace: Workspace, tmp_path: Path
+) -> None:
+    """A rejected row echoes the input's id whatever its text, so the writer must quote every character."""
+    rows = unpriced_rows(4)
+    odd_ids = ["7\r8", 'say "x"', "a\tb", "c\nd", "back\\slash"]
+    rows += [[odd, *rows[0][1:]] for odd in odd_ids]
+    source = tmp_path / "listings.tsv"
+    with source.open("w", encoding="utf-8", newline="") as handle:
+        # Every field quoted: the csv module leaves a lone carriage return bare otherwise.
+        csv.writer(handle, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_ALL).writerows(
+            [UNPRICED_COLUMNS, *rows]
+        )
+    output = tmp_path / f"scores{suffix}"
+
+    result = predict.run(
+        load_config(tiny_trained_workspace.config_path),
+        tiny_trained_workspace.settings,
+        source,
+        output,
+        "models:/pricewise@challenger",
+    )
+
+    scores = pd.read_csv(output, sep="\t" if suffix == ".tsv" else ",", dtype={"id": str})
+    assert (result.scored, result.rejected) == (4, 5)
+    assert len(scores) == 9
+    assert sorted(scores["id"]) == sorted(["0", "1", "2", "3", *odd_ids])

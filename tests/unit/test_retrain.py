@@ -96,7 +96,7 @@ def test_accuracy_is_not_judged_on_too_few_sold_prices() -> None:
     judged = rules(champion(), run(feedback_rows=29, rmsle=2.0))["accuracy"]
     assert not judged.triggered
     assert judged.value is None
-    assert judged.detail == "29 sold prices fed back, 30 needed to judge accuracy"
+    assert judged.detail == "29 trusted sold prices, 30 needed to judge accuracy"
 
 
 @pytest.mark.parametrize(("drifted", "triggered"), [(True, True), (False, False), (None, False)])
@@ -123,7 +123,7 @@ def test_without_a_compared_run_only_the_champion_rules_can_trigger() -> None:
     judged = rules(champion(age_days=40), None)
     assert [r.rule for r in judged.values() if r.triggered] == ["age"]
     assert judged["drift"].detail == "no monitoring run compared any data yet"
-    assert judged["accuracy"].detail == "0 sold prices fed back, 30 needed to judge accuracy"
+    assert judged["accuracy"].detail == "0 trusted sold prices, 30 needed to judge accuracy"
 
 
 def test_check_judges_the_newest_compared_run_and_records_a_frozen_decision(tmp_path: Path) -> None:

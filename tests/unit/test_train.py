@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from pricewise.errors import PricewiseError
 from pricewise.models.baseline import RulesBaseline
 from pricewise.models.hyperparams import build_model
 from pricewise.settings import Settings
+from pricewise.store import registry, tracking
 from pricewise.store.training_data import Split, TrainingData
 from tests.support.workspaces import (
     PRICED_HEADER,
@@ -143,3 +145,29 @@ def test_too_few_listings_per_split_is_a_clear_error(
 ) -> None:
     with pytest.raises(PricewiseError, match="usable training listings"):
         train.run(config_with(tmp_path, min_rows_per_split=10_000), tiny_trained_workspace.settings)
+
+
+def test_a_half_registered_pair_of_a_dead_train_is_deleted_and_live_runs_are_left_alone(
+    tiny_trained_workspace: Workspace, tmp_path: Path
+) -> None:
+    ws = clone_workspace(tiny_trained_workspace, tmp_path / "ws")
+    config = load_config(ws.config_path)
+    tracking.configure(ws.settings)
+    client = MlflowClient()
+    experiment = tracking.experiment_id(ws.settings, config.train.experiment)
+    gone = subprocess.Popen(["true"])
+    gone.wait(timeout=30)
+    dead_tags = {**tracking.owner_tags(), tracking.PID_TAG: str(gone.pid)}
+    dead = client.create_run(experiment, tags=dead_tags, run_name="train")
+    live = client.create_run(experiment, tags=tracking.owner_tags(), run_name="train")
+    baseline = client.get_model_version_by_alias("pricewise-baseline", "champion")
+    # What a train killed between its two registrations leaves: a baseline version with no main model.
+    orphan = registry.register(baseline.source, "pricewise-baseline", dead.info.run_id)
+
+    train.recover(client, config, experiment)
+
+    assert client.get_run(dead.info.run_id).info.status == "FAILED"
+    assert client.get_run(live.info.run_id).info.status == "RUNNING", "its process (this one) lives"
+    versions = [v.version for v in client.search_model_versions("name = 'pricewise-baseline'")]
+    assert versions == [baseline.version], f"v{orphan.version} was deleted"
+    client.set_terminated(live.info.run_id, "FINISHED")

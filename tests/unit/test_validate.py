@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from typer.testing import Result
 
 from pricewise import ingest, validate
 from pricewise.columns import UNPRICED_COLUMNS
@@ -15,7 +16,8 @@ from pricewise.config import BatchChecks, Config, ValidateConfig
 from pricewise.errors import PricewiseError
 from pricewise.settings import Settings
 from pricewise.store import warehouse
-from tests.support.workspaces import PRICED_HEADER, listing_row, write_table
+from tests.support.disks import filled, small_disk
+from tests.support.workspaces import PRICED_HEADER, SHIPPED_CONFIG, listing_row, write_table
 
 
 def ingest_table(
@@ -133,3 +135,36 @@ def test_a_report_that_cannot_be_written_leaves_the_warehouse_unchanged(
 
     with warehouse.connect(settings, read_only=True) as con:
         assert warehouse.table_digest(con) == before
+
+
+@pytest.mark.parametrize(
+    ("full", "where"),
+    [("data", "warehouse.duckdb"), ("reports", "validation report")],
+    ids=["warehouse-disk-full", "reports-disk-full"],
+)
+def test_a_full_disk_exits_2_and_leaves_the_batch_unvalidated(
+    full: str, where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Result]
+) -> None:
+    """A real full disk: the data directory and the reports on small tmpfs mounts of their own, one filled up."""
+    with small_disk(tmp_path / "data", "16m") as data, small_disk(tmp_path / "reports", "1m") as reports:
+        monkeypatch.setenv("PRICEWISE_DATA_DIR", str(data))
+        monkeypatch.setenv("PRICEWISE_REPORTS_DIR", str(reports))
+        settings = Settings(data_dir=data, reports_dir=reports, config_path=SHIPPED_CONFIG)
+        ingest_table(settings, tmp_path / "train.tsv", [listing_row(i) for i in range(5000)])
+        with warehouse.connect(settings, read_only=True) as con:
+            before = warehouse.table_digest(con)
+
+        with filled(data if full == "data" else reports):
+            result = cli("validate")
+
+            assert result.exit_code == 2, result.output
+            assert "no space left on device while validating" in result.output
+            assert where in result.output
+            assert "unexpected failure" not in result.output
+            with warehouse.connect(settings, read_only=True) as con:
+                assert warehouse.table_digest(con) == before
+
+        again = cli("validate")
+        assert again.exit_code == 0, again.output
+        assert query(settings, "SELECT count(*) FROM listings") == [(5000,)]
+        assert query(settings, "SELECT count(*) FROM validations") == [(1,)]

@@ -1,7 +1,10 @@
 """File paths in (tsv, csv, gz, zip, 7z, parquet, or a directory of them), checked table sources out.
 
-Archives are extracted into scratch space and removed afterwards; a source's content hash is taken over the
-table's bytes as a user would see them (decompressed), so the same table shipped as .tsv or .7z is one batch.
+Each file the user names is copied into scratch space through the one descriptor it is opened with, and
+everything after that (format, header, hash, the warehouse's read) looks at the copy: the hash is of exactly the
+bytes loaded, even when the file is renamed over, rewritten or deleted meanwhile. Archives are extracted there too;
+all of it is removed afterwards. A source's content hash is taken over the table's bytes as a user would see them
+(decompressed), so the same table shipped as .tsv or .7z is one batch.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import os
 import shutil
 import tempfile
 import zipfile
@@ -22,7 +26,7 @@ from typing import IO, Literal
 import py7zr
 
 from pricewise.columns import ID_COLUMNS, PRICED_COLUMNS, UNPRICED_COLUMNS
-from pricewise.errors import InputFileError
+from pricewise.errors import DiskFullError, InputFileError, is_out_of_space
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +52,8 @@ class TableSource:
     Attributes:
         source_name: The file name, with the archive member after '!' when it came from an archive.
         source_path: The path the user gave (the archive for extracted members).
-        read_path: The file the warehouse reads (an extracted copy for archive members).
+        read_path: The file the warehouse reads: a private copy in scratch space (of the user's file, or of the
+            archive member).
         file_format: How the user shipped it: tsv, csv, tsv.gz, csv.gz, zip, 7z or parquet.
         table_format: How the warehouse reads it: delimited or parquet.
         delimiter: The field separator of a delimited table.
@@ -70,6 +75,31 @@ class TableSource:
     kind: Kind
     id_column: str
     content_sha256: str
+
+
+def _disk_full(exc: OSError, doing: str, directory: Path) -> DiskFullError:
+    return DiskFullError(
+        f"no space left on device while {doing} into scratch space {directory} ({exc.strerror}); "
+        "nothing was written to the warehouse: free space on that disk and run again"
+    )
+
+
+def _snapshot(path: Path, workdir: Path) -> Path:
+    """Copy a user's file into scratch space through one open descriptor, and return the copy.
+
+    Raises:
+        InputFileError: The file cannot be read.
+        DiskFullError: Scratch space ran out.
+    """
+    descriptor, name = tempfile.mkstemp(prefix="snapshot-", dir=workdir)
+    try:
+        with os.fdopen(descriptor, "wb") as copy, path.open("rb") as original:
+            shutil.copyfileobj(original, copy, CHUNK)
+    except OSError as exc:
+        if is_out_of_space(exc):
+            raise _disk_full(exc, f"copying {path}", workdir) from exc
+        raise InputFileError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    return Path(name)
 
 
 def _magic(path: Path) -> bytes:
@@ -208,14 +238,14 @@ def _describe_parquet(path: Path, source_name: str, source_path: Path) -> TableS
     )
 
 
-def _format_of(path: Path, magic: bytes) -> str:
+def _format_of(name: str, magic: bytes) -> str:
     if magic.startswith(ZIP_MAGIC):
         return "zip"
     if magic.startswith(SEVEN_ZIP_MAGIC):
         return "7z"
     if magic.startswith(PARQUET_MAGIC):
         return "parquet"
-    stem = path.name.lower().removesuffix(".gz")
+    stem = Path(name).name.lower().removesuffix(".gz")
     base = "csv" if stem.endswith(".csv") else "tsv"
     return f"{base}.gz" if magic.startswith(GZIP_MAGIC) else base
 
@@ -225,43 +255,56 @@ def _is_listing_member(name: str) -> bool:
     return not base.startswith(NON_LISTING_PREFIXES) and base.endswith(SUPPORTED_SUFFIXES)
 
 
-def _extract_zip(path: Path, label: str, workdir: Path) -> list[tuple[Path, str]]:
+# An extracted member: its file in scratch space, its label (archive!member) and the member's own name.
+Member = tuple[Path, str, str]
+
+
+def _extract_zip(path: Path, label: str, workdir: Path) -> list[Member]:
     try:
         with zipfile.ZipFile(path) as archive:
             members = [
                 m for m in archive.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX")
             ]
-            out: list[tuple[Path, str]] = []
+            out: list[Member] = []
             for member in members:
                 if not _is_listing_member(member.filename):
                     continue
-                target = workdir / f"{len(out)}_{Path(member.filename).name}"
+                target = workdir / f"member-{len(out)}"
                 with archive.open(member) as src, target.open("wb") as dst:
                     shutil.copyfileobj(src, dst, CHUNK)
-                out.append((target, f"{label}!{member.filename}"))
-    except (zipfile.BadZipFile, EOFError, zlib.error, OSError) as exc:
+                out.append((target, f"{label}!{member.filename}", member.filename))
+    except OSError as exc:
+        if is_out_of_space(exc):
+            raise _disk_full(exc, f"extracting {label}", workdir) from exc
+        raise InputFileError(f"{label}: the zip archive is truncated or corrupt ({exc})") from exc
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise InputFileError(f"{label}: the zip archive is truncated or corrupt ({exc})") from exc
     return out
 
 
-def _extract_7z(path: Path, label: str, workdir: Path) -> list[tuple[Path, str]]:
+def _extract_7z(path: Path, label: str, workdir: Path) -> list[Member]:
     try:
         with py7zr.SevenZipFile(path, mode="r") as archive:
             names = [n for n in archive.getnames() if _is_listing_member(n)]
             if names:
                 archive.extract(path=workdir, targets=names)
+    except OSError as exc:
+        if is_out_of_space(exc):
+            raise _disk_full(exc, f"extracting {label}", workdir) from exc
+        raise InputFileError(f"{label}: the 7z archive is truncated or corrupt ({exc})") from exc
     except Exception as exc:  # py7zr signals corruption with many exception types
         raise InputFileError(f"{label}: the 7z archive is truncated or corrupt ({exc})") from exc
-    return [(workdir / name, f"{label}!{name}") for name in names if (workdir / name).is_file()]
+    return [(workdir / name, f"{label}!{name}", name) for name in names if (workdir / name).is_file()]
 
 
 def _expand(
-    path: Path, label: str, origin: Path, workdir: Path, shipped_as: str | None = None
+    path: Path, name: str, label: str, origin: Path, workdir: Path, shipped_as: str | None = None
 ) -> list[TableSource]:
     """Turn one file (possibly an archive of archives) into table sources.
 
     Args:
-        path: The file to read (the user's file, or a member extracted from it).
+        path: The file to read: the private copy of the user's file, or a member extracted from it.
+        name: The file's name as the user knows it (its suffix tells csv from tsv).
         label: Its name in messages and lineage.
         origin: The user's file it came from.
         workdir: Where archive members are extracted.
@@ -269,7 +312,7 @@ def _expand(
     """
     if path.stat().st_size == 0:
         raise InputFileError(f"{label}: the file is empty")
-    file_format = _format_of(path, _magic(path))
+    file_format = _format_of(name, _magic(path))
     if file_format in ("zip", "7z"):
         if label.count("!") >= 2:
             raise InputFileError(f"{label}: archives nested too deeply")
@@ -282,8 +325,10 @@ def _expand(
             )
         return [
             source
-            for member_path, member_label in members
-            for source in _expand(member_path, member_label, origin, workdir, shipped_as or file_format)
+            for member_path, member_label, member_name in members
+            for source in _expand(
+                member_path, member_name, member_label, origin, workdir, shipped_as or file_format
+            )
         ]
     if file_format == "parquet":
         return [_describe_parquet(path, label, origin)]
@@ -309,22 +354,29 @@ def open_sources(paths: list[Path], scratch: Path) -> Iterator[list[TableSource]
 
     Args:
         paths: Files or directories as the user gave them.
-        scratch: A directory for extracted archive members; removed when the context exits.
+        scratch: A directory for the copies of the files and extracted archive members (it needs room for them);
+            what is put there is removed when the context exits.
 
     Yields:
         The table sources, in the order given (directories sorted by name).
 
     Raises:
         InputFileError: A path is missing, empty, binary, truncated, or not a listings table.
+        DiskFullError: Scratch space ran out.
     """
-    scratch.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="sources-", dir=scratch))
+    try:
+        scratch.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix="sources-", dir=scratch))
+    except OSError as exc:
+        if is_out_of_space(exc):
+            raise _disk_full(exc, "making a working directory", scratch) from exc
+        raise
     try:
         sources = [
             source
             for given in paths
             for file in _files_in(given)
-            for source in _expand(file, str(file), file, workdir)
+            for source in _expand(_snapshot(file, workdir), file.name, str(file), file, workdir)
         ]
         yield sources
     finally:

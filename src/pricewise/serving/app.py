@@ -17,16 +17,19 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import SQLAlchemyError
 
 from pricewise import __version__
 from pricewise.config import Config, load_config
-from pricewise.serving import limits, log_figures, monitoring_routes, routes
+from pricewise.serving import limits, log_figures, monitoring_routes, outcomes_routes, routes
 from pricewise.serving.batching import LoopBatcher, MicroBatcher
 from pricewise.serving.middleware import BodySizeLimit, RequestTelemetry
 from pricewise.serving.model_holder import ModelHolder
 from pricewise.serving.observability import Metrics
+from pricewise.serving.throttle import ClientRateLimit
 from pricewise.settings import Settings, get_settings
 from pricewise.store.prediction_log import PredictionLog, default_url
+from pricewise.store.sql import StoreUnavailableError, is_unavailable, reason
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +127,19 @@ async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A database is down or restarting: 503 with its reason and a Retry-After, so clients retry; nothing was
+    returned for the request, and a suggestion is only returned once it is committed. Any other database error
+    is a bug of ours (500)."""
+    if isinstance(exc, SQLAlchemyError) and not is_unavailable(exc):
+        return await _unexpected(request, exc)
+    detail = (
+        str(exc) if isinstance(exc, StoreUnavailableError) else f"a database is unavailable: {reason(exc)}"
+    )
+    logger.warning("%s: %s", request.url.path, detail)
+    return JSONResponse({"detail": f"{detail}; retry shortly"}, status_code=503, headers={"Retry-After": "1"})
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     """A bug of ours: log it with the trace id, answer 500 without internals."""
     trace_id = getattr(request.state, "trace_id", None)
@@ -152,6 +168,7 @@ def create_app(settings: Settings, config: Config) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.models = ModelHolder(settings, config)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
+    app.state.feedback_limit = ClientRateLimit(config.serve.feedback_per_minute)
     app.include_router(routes.api)
     app.include_router(routes.ops)
     app.include_router(routes.page)
@@ -160,10 +177,18 @@ def create_app(settings: Settings, config: Config) -> FastAPI:
     app.include_router(monitoring_routes.page)
     if routes.admin_token(settings) is not None:  # no token: the admin endpoints do not exist (404)
         app.include_router(routes.admin)
+    if outcomes_routes.outcomes_token(settings) is not None:  # no token: no outcomes endpoint (404)
+        app.include_router(outcomes_routes.api)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(StoreUnavailableError, _store_unavailable)
+    app.add_exception_handler(SQLAlchemyError, _store_unavailable)
     app.add_exception_handler(Exception, _unexpected)
-    app.add_middleware(BodySizeLimit, max_bytes=config.serve.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=config.serve.max_body_bytes,
+        timeout_seconds=config.serve.body_timeout_seconds,
+    )
     app.add_middleware(RequestTelemetry, metrics=app.state.metrics)
 
     def openapi() -> dict[str, Any]:

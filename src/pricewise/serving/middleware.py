@@ -1,7 +1,9 @@
-"""ASGI requests in, bounded bodies (413 past the limit) and one ECS access-log line plus metrics per request out."""
+"""ASGI requests in, bounded bodies (413 past the size limit, 408 past the read deadline) and one ECS access-log
+line plus metrics per request out (a client that left before any response is counted as 499, not as a 5xx)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -10,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from pricewise.serving.observability import Metrics
+from pricewise.serving.observability import CLIENT_CLOSED, Metrics
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -23,25 +25,30 @@ _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-async def _send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
+async def _send_json(send: Send, status: int, payload: dict[str, Any], close: bool = False) -> None:
     body = json.dumps(payload).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:  # the rest of the request may still be on its way: the connection cannot carry another one
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 class BodySizeLimit:
-    """Reject bodies over `max_bytes` with 413 before any parsing, whether Content-Length is sent or not."""
+    """Reject bodies over `max_bytes` with 413 before any parsing, whether Content-Length is sent or not, and
+    bodies that do not arrive within `timeout_seconds` with 408 (a slow upload holds no worker for ever)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_seconds: float = 30.0) -> None:
         """Wrap an ASGI app.
 
         Args:
             app: The wrapped application.
             max_bytes: Largest request body accepted.
+            timeout_seconds: Longest time the whole body may take to arrive, from the end of the headers.
         """
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_seconds = timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Buffer the body up to the limit, then hand it to the app in one piece."""
@@ -59,8 +66,15 @@ class BodySizeLimit:
         chunks: list[bytes] = []
         size = 0
         more = True
+        deadline = asyncio.get_running_loop().time() + self.timeout_seconds
         while more:
-            message = await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                detail = f"request body not received within {self.timeout_seconds:g} s"
+                await _send_json(send, 408, {"detail": detail}, close=True)
+                return
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")
@@ -106,16 +120,27 @@ class RequestTelemetry:
         trace_id = match.group(1) if match else uuid.uuid4().hex
         scope.setdefault("state", {})["trace_id"] = trace_id
         status = 500
+        responded = client_left = False
+
+        async def receive_watching() -> Message:
+            nonlocal client_left
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                client_left = True
+            return message
 
         async def send_with_trace(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                responded = True
                 message["headers"] = [*message.get("headers", []), (b"x-trace-id", trace_id.encode())]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_trace)
+            await self.app(scope, receive_watching, send_with_trace)
+            if not responded and client_left:
+                status = CLIENT_CLOSED  # nothing was sent, and nothing went wrong on our side
         finally:
             duration = time.perf_counter_ns() - started
             route = scope.get("route")
@@ -134,5 +159,10 @@ class RequestTelemetry:
                     "url.path": scope.get("path"),
                     "http.response.status_code": status,
                     "event.dataset": "pricewise.access",
+                    **(
+                        {"event.reason": "client closed the connection before a response"}
+                        if status == CLIENT_CLOSED
+                        else {}
+                    ),
                 },
             )

@@ -6,6 +6,10 @@ champion of the registered rules baseline; else nothing (the worker is not ready
 Everything served comes from the model's own files: the category list and the comparables index travel inside
 the logged model (built at train time), so a load never reads the warehouse and is complete or refused.
 
+Only models pricewise registered are loaded: each load checks the model's files against the digest `train`
+recorded for its version (the cache keeps that digest beside its copy), and a champion without one, or whose
+files changed, is refused before it is unpickled.
+
 A loaded model is an immutable `ServedModel`; a reload builds a complete new one (model, explainer, reference)
 before it replaces the old reference, so requests in flight finish on the model they started with and a
 champion that fails to load never replaces a working one.
@@ -26,6 +30,7 @@ from mlflow.exceptions import MlflowException
 
 from pricewise.config import Config
 from pricewise.errors import PricewiseError
+from pricewise.logs import redact
 from pricewise.models.comparables import ComparablesIndex
 from pricewise.models.explain import Explainer
 from pricewise.models.suggester import PriceSuggester
@@ -130,11 +135,12 @@ def assemble(
     )
 
 
-def _registered_champion(settings: Settings, name: str) -> tuple[str, str | None]:
-    """The version and run id the champion alias of `name` points at.
+def _registered_champion(settings: Settings, name: str) -> tuple[str, str | None, str]:
+    """The version, run id and registered digest of what the champion alias of `name` points at.
 
     Raises:
-        PricewiseError: The registry is unreachable or has no champion of `name`.
+        PricewiseError: The registry is unreachable, has no champion of `name`, or the champion carries no
+            digest (it was not registered by pricewise).
     """
     tracking.configure(settings)
     client = MlflowClient()
@@ -142,9 +148,10 @@ def _registered_champion(settings: Settings, name: str) -> tuple[str, str | None
     if version is None:
         raise PricewiseError(f"{name} has no {registry.CHAMPION} yet")
     try:
-        return version, client.get_model_version(name, version).run_id
+        found = client.get_model_version(name, version)
     except MlflowException as exc:
         raise PricewiseError(f"cannot fetch {name} v{version}: {exc}") from exc
+    return version, found.run_id, registry.registered_digest(found)
 
 
 def load_champion(settings: Settings, config: Config) -> ServedModel:
@@ -154,15 +161,15 @@ def load_champion(settings: Settings, config: Config) -> ServedModel:
         PricewiseError: The registry is unreachable, has no champion, or the champion does not load.
     """
     name = config.train.registered_model
-    version, run_id = _registered_champion(settings, name)
+    version, run_id, digest = _registered_champion(settings, name)
     try:
-        path = model_cache.download(settings, f"models:/{name}/{version}", name, version)
+        path = model_cache.download(settings, f"models:/{name}/{version}", name, version, digest)
     except (MlflowException, OSError) as exc:
         raise PricewiseError(f"cannot fetch {name} v{version}: {exc}") from exc
-    suggester = registry.load_suggester(str(path))
+    suggester = registry.load_verified(path, digest, f"{name} v{version}")
     served = assemble(suggester, name, version, run_id, "registry")
     # Only a model that loaded and predicted becomes the "last good model" for registry outages.
-    model_cache.remember(settings, path, name, version, run_id)
+    model_cache.remember(settings, path, name, version, run_id, digest)
     return served
 
 
@@ -180,12 +187,18 @@ def load_cached(settings: Settings) -> ServedModel:
     """Load the last good champion from the on-disk cache.
 
     Raises:
-        PricewiseError: Nothing is cached, or the cached model does not load or predict.
+        PricewiseError: Nothing is cached, the pointer leads outside the cache or records no digest, the files
+            do not match the digest, or the cached model does not load or predict.
     """
     cached = model_cache.read_cached(settings)
     if cached is None:
         raise PricewiseError(f"no cached model in {model_cache.cache_dir(settings)}")
-    suggester = registry.load_suggester(str(cached.path))
+    label = f"cached {cached.name} v{cached.version or '-'}"
+    if cached.digest is None:
+        raise registry.ModelRefusedError(
+            f"refused the {label}: its pointer records no artifact digest to check it against"
+        )
+    suggester = registry.load_verified(cached.path, cached.digest, label)
     return assemble(suggester, cached.name, cached.version, cached.run_id, "cache")
 
 
@@ -196,7 +209,7 @@ def load_baseline(settings: Settings, config: Config) -> ServedModel:
         PricewiseError: The registry is unreachable, has no baseline champion, or it does not load.
     """
     name = config.train.baseline_registered_model
-    version, run_id = _registered_champion(settings, name)
+    version, run_id, _ = _registered_champion(settings, name)
     suggester = registry.load_suggester(f"models:/{name}/{version}")
     return assemble(suggester, name, version, run_id, "baseline-registry")
 
@@ -255,6 +268,8 @@ class ModelHolder:
         self.config = config
         self.served: ServedModel | None = None
         self.error: str | None = None
+        # Why the registry's champion is not the served model, while a refused champion waits (for /ready).
+        self.refused: str | None = None
         self._lock = threading.Lock()
 
     def load_initial(self) -> None:
@@ -264,7 +279,7 @@ class ModelHolder:
                 self.served = load_best(self.settings, self.config)
                 self.error = None
             except Exception as exc:
-                self.error = str(exc)
+                self.error = redact(str(exc))
                 logger.exception("no model can be served")
 
     def reload(self, force: bool = False) -> ReloadOutcome:
@@ -283,7 +298,9 @@ class ModelHolder:
             try:
                 version = current_champion_version(self.settings, self.config)
             except Exception as exc:  # noqa: BLE001 - an unreachable registry keeps the current model
-                return ReloadOutcome(False, False, f"registry unreachable, keeping the current model: {exc}")
+                return ReloadOutcome(
+                    False, False, f"registry unreachable, keeping the current model: {redact(str(exc))}"
+                )
             if current is None:  # nothing serves yet: any source is better than none
                 return self._load_any()
             if version is None:
@@ -292,14 +309,25 @@ class ModelHolder:
                 current is not None and current.source in ("registry", "cache") and current.version == version
             )
             if same and not force:
+                self.refused = None
                 return ReloadOutcome(False, False, f"champion v{version} already serving")
             try:
                 fresh = load_champion(self.settings, self.config)
             except Exception as exc:
                 logger.exception("new champion v%s failed to load; the current model keeps serving", version)
-                return ReloadOutcome(False, True, f"champion v{version} failed to load: {exc}")
+                # /ready is public: it says what happened, the admin reply and the log say the details.
+                what = (
+                    "refused (its files are not the ones pricewise registered)"
+                    if isinstance(exc, registry.ModelRefusedError)
+                    else "failed to load"
+                )
+                self.refused = (
+                    f"champion v{version} {what}; still serving {current.name} v{current.version or '-'}"
+                )
+                return ReloadOutcome(False, True, f"champion v{version} failed to load: {redact(str(exc))}")
             self.served = fresh
             self.error = None
+            self.refused = None
             logger.info("now serving %s v%s (%s)", fresh.name, fresh.version, fresh.source)
             return ReloadOutcome(True, False, f"now serving {fresh.name} v{fresh.version}")
 
@@ -307,7 +335,7 @@ class ModelHolder:
         try:
             self.served = load_best(self.settings, self.config)
         except Exception as exc:  # noqa: BLE001 - reported in the outcome and on /ready
-            self.error = str(exc)
-            return ReloadOutcome(False, True, f"still no model: {exc}")
+            self.error = redact(str(exc))
+            return ReloadOutcome(False, True, f"still no model: {self.error}")
         self.error = None
         return ReloadOutcome(True, False, f"now serving {self.served.name} ({self.served.source})")

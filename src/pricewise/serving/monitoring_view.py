@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pricewise.errors import PricewiseError
+from pricewise.serving import disclosure
 from pricewise.serving.log_figures import LogFigures, guarded
 from pricewise.serving.schemas import (
     ChampionSection,
@@ -71,6 +72,11 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def settings_roots(settings: Settings) -> tuple[Path, ...]:
+    """The directories of a deployment whose relative spelling public texts must not show either."""
+    return (settings.data_dir, settings.reports, settings.warehouse.parent)
+
+
 def read_decisions(settings: Settings, registered_model: str, limit: int = MAX_ROWS) -> DecisionFacts:
     """Read the promotion history and the monitoring runs from the decision tables.
 
@@ -92,7 +98,7 @@ def read_decisions(settings: Settings, registered_model: str, limit: int = MAX_R
             store.close()
     except PricewiseError as exc:
         logger.warning("monitoring: cannot read the decision tables: %s", exc)
-        return DecisionFacts("error", str(exc))
+        return DecisionFacts("error", disclosure.public(str(exc), settings_roots(settings)))
     return DecisionFacts("ok", None, history, promotions, runs)
 
 
@@ -203,7 +209,7 @@ def _drift_section(
             feedback_rows=run.feedback_rows,
             rmsle=run.rmsle,
             coverage=run.coverage,
-            message=run.message,
+            message=disclosure.public(run.message, settings_roots(settings)) or "",
             report_url=report_url(run.run_id) if servable_report(settings, run.report_html) else None,
         )
         for run in facts.runs
@@ -279,7 +285,8 @@ def report_file(settings: Settings, run_id: str) -> Path:
         finally:
             store.close()
     except PricewiseError as exc:
-        raise ReportUnavailableError(503, f"cannot read the decision tables: {exc}") from exc
+        shown = disclosure.public(str(exc), settings_roots(settings))
+        raise ReportUnavailableError(503, f"cannot read the decision tables: {shown}") from exc
     except Exception as exc:
         logger.exception("monitoring: looking up the report of run %s failed", run_id)
         raise ReportUnavailableError(503, f"cannot read the decision tables: {type(exc).__name__}") from exc

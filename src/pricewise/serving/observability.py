@@ -16,9 +16,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
+from pricewise.logs import redact
+
 ECS_VERSION = "8.11.0"
 # Attributes a LogRecord always has; anything else passed in `extra=` is an ECS field to emit.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+CLIENT_CLOSED = 499  # nginx's "client closed request"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -26,6 +29,8 @@ class EcsJsonFormatter(logging.Formatter):
     """One JSON object per line with Elastic Common Schema field names.
 
     Extra fields are passed with dotted ECS names, e.g. ``logger.info("...", extra={"event.duration": ns})``.
+    Secrets in URIs are masked in every text field (message, extras, error message and stack trace), whichever
+    library logged them.
     """
 
     def format(self, record: logging.LogRecord) -> str:
@@ -33,7 +38,7 @@ class EcsJsonFormatter(logging.Formatter):
         document: dict[str, Any] = {
             "@timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "log.level": record.levelname.lower(),
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
             "ecs.version": ECS_VERSION,
             "log.logger": record.name,
             "process.pid": record.process or os.getpid(),
@@ -41,11 +46,11 @@ class EcsJsonFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):
-                document[key] = value
+                document[key] = redact(value) if isinstance(value, str) else value
         if record.exc_info:
             document["error.type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
-            document["error.message"] = str(record.exc_info[1])
-            document["error.stack_trace"] = self.formatException(record.exc_info)
+            document["error.message"] = redact(str(record.exc_info[1]))
+            document["error.stack_trace"] = redact(self.formatException(record.exc_info))
         return json.dumps(document, default=str, ensure_ascii=False)
 
 
@@ -93,7 +98,8 @@ class Metrics:
         )
         self.errors = Counter(
             "pricewise_http_errors",
-            "Responses with a 4xx or 5xx status, by route and class.",
+            "Responses with a 4xx or 5xx status, by route and class (4xx, 5xx, or client_closed: the client left "
+            "before any response, logged with status 499).",
             ["route", "kind"],
             registry=self.registry,
         )
@@ -142,5 +148,7 @@ class Metrics:
         """Count one finished request."""
         self.requests.labels(route=route, method=method, status=str(status)).inc()
         self.latency.labels(route=route).observe(seconds)
-        if status >= 400:
+        if status == CLIENT_CLOSED:  # the client left before an answer: neither its error nor ours
+            self.errors.labels(route=route, kind="client_closed").inc()
+        elif status >= 400:
             self.errors.labels(route=route, kind="5xx" if status >= 500 else "4xx").inc()

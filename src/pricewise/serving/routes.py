@@ -299,11 +299,18 @@ def suggest_batch(
 
 
 @api.post(
-    "/feedback", response_model=FeedbackResponse, responses={404: {"description": "Unknown request id."}}
+    "/feedback",
+    response_model=FeedbackResponse,
+    responses={
+        404: {"description": "Unknown request id."},
+        429: {"description": "Too many feedback requests."},
+    },
 )
-def feedback(body: FeedbackRequest, log: Log) -> FeedbackResponse:
-    """Record the price the seller chose and/or the price the item sold at, for a logged suggestion."""
-    if not log.record_feedback(body.request_id, body.chosen_price, body.sold_price):
+def feedback(body: FeedbackRequest, request: Request, log: Log) -> FeedbackResponse:
+    """Record the price the seller accepted for a logged suggestion (open to the page, so rate-limited per client
+    and never a training label; sold prices go to `/v1/outcomes`)."""
+    request.app.state.feedback_limit.check(request.client.host if request.client else "unknown")
+    if not log.record_feedback(body.request_id, body.chosen_price):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no suggestion with request id {body.request_id}")
     return FeedbackResponse(request_id=body.request_id)
 
@@ -326,8 +333,8 @@ def ready(request: Request) -> Any:
     holder = _holder(request)
     if holder.served is None:
         return JSONResponse(Health(status="not ready", detail=holder.error).model_dump(), status_code=503)
-    detail = "fallback: rules baseline" if holder.served.fallback else None
-    return Health(status="ready", detail=detail)
+    notes = ["fallback: rules baseline" if holder.served.fallback else None, holder.refused]
+    return Health(status="ready", detail="; ".join(n for n in notes if n) or None)
 
 
 @ops.get("/metrics", response_class=Response)

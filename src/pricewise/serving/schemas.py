@@ -16,7 +16,6 @@ from pydantic import (
     JsonValue,
     StringConstraints,
     field_validator,
-    model_validator,
 )
 
 HARD_MAX_NAME_CHARS = 1_000
@@ -93,7 +92,8 @@ class BatchRequest(RequestModel):
 
 
 class FeedbackRequest(RequestModel):
-    """What the seller did with a suggestion: the price chosen and, later, the price it sold at."""
+    """What the seller did with a suggestion: the price they accepted. Sold prices are outcomes, sent by a
+    trusted source to `/v1/outcomes`; this open endpoint refuses them, so nothing typed here becomes a label."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -102,14 +102,20 @@ class FeedbackRequest(RequestModel):
     )
 
     request_id: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[0-9a-f-]+$")]
-    chosen_price: float | None = Field(default=None, gt=0, le=MAX_PRICE)
-    sold_price: float | None = Field(default=None, ge=0, le=MAX_PRICE)
+    chosen_price: float = Field(gt=0, le=MAX_PRICE)
+    sold_price: None = Field(
+        default=None,
+        description="Not accepted here: sold prices are outcomes (POST /v1/outcomes with the outcomes token).",
+    )
 
-    @model_validator(mode="after")
-    def _some_price(self) -> FeedbackRequest:
-        if self.chosen_price is None and self.sold_price is None:
-            raise ValueError("give chosen_price, sold_price or both")
-        return self
+    @field_validator("sold_price", mode="before")
+    @classmethod
+    def _no_sold_price(cls, value: object) -> None:
+        if value is not None:
+            raise ValueError(
+                "sold prices are not feedback: the marketplace sends them to POST /v1/outcomes with the "
+                "outcomes token, or the operator imports its sales export (`pricewise outcomes import`)"
+            )
 
 
 class ModelInfo(BaseModel):

@@ -7,6 +7,9 @@ page wait for batch work. SQLite under the data directory by default; PostgreSQL
 
 ``promotions`` is history: who is champion now is the registry's alias, nothing else.
 
+The tables carry a schema version (`pricewise.store.schema`, component ``decisions``); version 1 is the three
+tables as they are.
+
 Warehouses made before these tables moved here hold them in DuckDB. The batch commands open the store with
 `open_batch_store`, which copies those rows over once, while the store is still empty; the server opens it with
 `open_store` and never touches the warehouse.
@@ -40,9 +43,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pricewise.errors import PricewiseError
 from pricewise.settings import Settings
-from pricewise.store.sql import engine_for, sqlite_url
+from pricewise.store.schema import Schema, prepare
+from pricewise.store.sql import engine_for, is_unavailable, reason, redacted, sqlite_url, unavailable
 
 logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+WHAT = "the decision tables"
 
 PromotionAction = Literal["first", "promote", "refuse", "rollback"]
 MonitorStatus = Literal["ok", "drift", "empty", "error"]
@@ -185,19 +192,29 @@ class DecisionStore:
         """Open (and create if needed) the tables.
 
         Raises:
-            PricewiseError: The database cannot be opened or created.
+            StoreUnavailableError: The database cannot be reached or refuses the credentials.
+            PricewiseError: The database cannot be opened or created, or holds a schema this version cannot
+                use; messages show the URL without its password.
         """
         self.url = url
         try:
             self.engine: Engine = engine_for(url)
         except OSError as exc:  # the SQLite file's directory cannot be created
-            raise PricewiseError(f"cannot open the decision tables at {url}: {exc}") from exc
+            raise PricewiseError(f"cannot open {WHAT} at {redacted(url)}: {exc}") from exc
         self.metadata = MetaData()
         self._tables = _tables(self.metadata)
         try:
-            self.metadata.create_all(self.engine, checkfirst=True)
-        except SQLAlchemyError as exc:
-            raise PricewiseError(f"cannot open the decision tables at {url}: {exc}") from exc
+            prepare(self.engine, Schema("decisions", WHAT, SCHEMA_VERSION, self.metadata), url)
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    def _failed(self, doing: str, exc: SQLAlchemyError) -> PricewiseError:
+        """The error for a failed statement: unavailable (the database is out of reach) or the database's reason,
+        without the statement or the URL's password."""
+        if is_unavailable(exc):
+            return unavailable(WHAT, self.url, exc)
+        return PricewiseError(f"cannot {doing}: {reason(exc, self.url)}")
 
     def table(self, kind: type) -> Table:
         """The table that holds rows of `kind` (Promotion, MonitoringRun or RetrainDecision)."""
@@ -213,14 +230,14 @@ class DecisionStore:
             with self.engine.begin() as connection:
                 connection.execute(insert(self.table(type(row))).values(**asdict(row)))
         except SQLAlchemyError as exc:
-            raise PricewiseError(f"cannot record the {type(row).__name__} decision: {exc}") from exc
+            raise self._failed(f"record the {type(row).__name__} decision", exc) from exc
 
     def _read(self, kind: type[Any], query: Any) -> list[Any]:
         try:
             with self.engine.connect() as connection:
                 rows = connection.execute(query).mappings().all()
         except SQLAlchemyError as exc:
-            raise PricewiseError(f"cannot read the decision tables: {exc}") from exc
+            raise self._failed("read the decision tables", exc) from exc
         names = [f.name for f in fields(kind)]
         out = []
         for row in rows:
@@ -278,7 +295,7 @@ class DecisionStore:
                     for t in self._tables.values()
                 )
         except SQLAlchemyError as exc:
-            raise PricewiseError(f"cannot read the decision tables: {exc}") from exc
+            raise self._failed("read the decision tables", exc) from exc
 
     def record_all(self, rows: list[Row]) -> None:
         """Insert rows in one transaction: all of them are committed, or none.
@@ -291,7 +308,7 @@ class DecisionStore:
                 for row in rows:
                     connection.execute(insert(self.table(type(row))).values(**asdict(row)))
         except SQLAlchemyError as exc:
-            raise PricewiseError(f"cannot record {len(rows)} decisions: {exc}") from exc
+            raise self._failed(f"record {len(rows)} decisions", exc) from exc
 
     def close(self) -> None:
         """Release the engine's connections."""

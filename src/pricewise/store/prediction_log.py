@@ -1,6 +1,11 @@
-"""Served suggestions and seller feedback in, durable rows in a SQLAlchemy database (SQLite WAL by default) out;
-and the reads made of them: the latest sold price per suggestion (one query, which monitoring, the harvest of
-sold listings and the monitoring page share), the sold suggestions, and a window of suggestions.
+"""Served suggestions, seller feedback and trusted outcomes in, durable rows in a SQLAlchemy database (SQLite
+WAL by default) out; and the reads made of them: the sold price per suggestion (one query, which monitoring, the
+harvest of sold listings and the monitoring page share), the sold suggestions, and a window of suggestions.
+
+Two kinds of answer come back about a suggestion. Feedback is what the seller did on the page (the price they
+accepted); anyone who holds a request id can send it, so it is never a label. Outcomes are sold prices from a
+trusted source (the authenticated outcomes endpoint or the marketplace's sales export); each row keeps its
+source, one outcome per suggestion, and only outcomes are sold prices to monitoring, the harvest and the page.
 
 Durability: `record_suggestions` commits before the route returns, so a suggestion a client received is in the
 database. On SQLite the database runs in WAL mode with ``synchronous=NORMAL`` by default: COMMIT returns once
@@ -10,6 +15,14 @@ comes before the OS writes the file out; ``serve.log_synchronous: FULL`` closes 
 on every commit, at the price of one fsync per group of requests (0.3 ms on an idle disk here, several on a
 busy one). WAL lets the worker processes read while one writes; writers wait for each other through the busy
 timeout instead of failing.
+
+On PostgreSQL (``PRICEWISE_PREDICTION_LOG_URL=postgresql://...``, psycopg 3) several API processes on several hosts
+write one log; COMMIT returns once the server has flushed its WAL (the server's ``synchronous_commit``). When the
+database is down or restarting, writes raise `StoreUnavailableError` at once (the API answers 503) and the next
+write after it is back reconnects; nothing was committed for a write that raised, so nothing returned is lost.
+
+The tables carry a schema version (`pricewise.store.schema`): version 1 is predictions and feedback, version 2
+adds outcomes (a new table: nothing to migrate in place).
 """
 
 from __future__ import annotations
@@ -35,16 +48,22 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.sql import Subquery
 
 from pricewise.errors import PricewiseError
 from pricewise.settings import Settings
-from pricewise.store.sql import Synchronous, engine_for, sqlite_url
+from pricewise.store.schema import Schema, prepare
+from pricewise.store.sql import Synchronous, engine_for, is_unavailable, redacted, sqlite_url, unavailable
+
+SCHEMA_VERSION = 2
+WHAT = "the prediction log"
+OUTCOME_ATTEMPTS = 3
 
 
-def _tables(metadata: MetaData) -> tuple[Table, Table]:
+def _tables(metadata: MetaData) -> tuple[Table, Table, Table]:
     predictions = Table(
         "predictions",
         metadata,
@@ -66,9 +85,46 @@ def _tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("request_id", String(64), ForeignKey("predictions.request_id"), nullable=False, index=True),
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("chosen_price", Float, nullable=True),
+        # Logs written before outcomes existed hold seller-reported sold prices here; nothing reads them.
         Column("sold_price", Float, nullable=True),
     )
-    return predictions, feedback
+    outcomes = Table(
+        "outcomes",
+        metadata,
+        Column("request_id", String(64), ForeignKey("predictions.request_id"), primary_key=True),
+        Column("sold_price", Float, nullable=False),
+        Column("sold_at", DateTime(timezone=True), nullable=True),
+        Column("recorded_at", DateTime(timezone=True), nullable=False, index=True),
+        Column("source", String(300), nullable=False),  # 'api' or 'export:<file name>:<sha256 prefix>'
+        Column("harvested_batch", String(64), nullable=True, index=True),
+    )
+    return predictions, feedback, outcomes
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A sold price for a logged suggestion, from a trusted source."""
+
+    request_id: str
+    sold_price: float
+    sold_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OutcomeReceipt:
+    """What recording a group of outcomes did: all of them stored, or none (with the ids that stopped it)."""
+
+    stored: int
+    already_recorded: (
+        int  # the same sold price for the same suggestion again (a retried delivery): not an error
+    )
+    unknown: tuple[str, ...]  # request ids no suggestion was logged with
+    conflicting: tuple[str, ...]  # request ids that already have a different sold price
+
+    @property
+    def refused(self) -> bool:
+        """Whether nothing was stored because some outcomes are unknown or conflict."""
+        return bool(self.unknown or self.conflicting)
 
 
 @dataclass(frozen=True)
@@ -120,18 +176,22 @@ class PredictionLog:
             synchronous: SQLite's synchronous level (see the module docstring); other databases ignore it.
 
         Raises:
-            PricewiseError: The database cannot be opened or created.
+            StoreUnavailableError: The database cannot be reached or refuses the credentials.
+            PricewiseError: The database cannot be opened or created, or holds a schema this version cannot
+                use (newer, or not migratable); messages show the URL without its password.
         """
         self.url = url
-        self.engine: Engine = engine_for(url, synchronous)
-        self.metadata = MetaData()
-        self.predictions, self.feedback = _tables(self.metadata)
         try:
-            self.metadata.create_all(self.engine, checkfirst=True)
-            for index in self.predictions.indexes:  # logs created before the index existed get it now
-                index.create(self.engine, checkfirst=True)
-        except Exception as exc:
-            raise PricewiseError(f"cannot open the prediction log at {url}: {exc}") from exc
+            self.engine: Engine = engine_for(url, synchronous)
+        except OSError as exc:  # the SQLite file's directory cannot be created
+            raise PricewiseError(f"cannot open {WHAT} at {redacted(url)}: {exc}") from exc
+        self.metadata = MetaData()
+        self.predictions, self.feedback, self.outcomes = _tables(self.metadata)
+        try:
+            prepare(self.engine, Schema("prediction_log", WHAT, SCHEMA_VERSION, self.metadata), url)
+        except BaseException:
+            self.engine.dispose()
+            raise
         self._sqlite_insert = (
             _positional_insert(self.engine, self.predictions)
             if self.engine.dialect.name == "sqlite"
@@ -156,16 +216,21 @@ class PredictionLog:
             }
             for r in rows
         ]
-        with self.engine.begin() as connection:
-            if self._sqlite_insert is None:
-                connection.execute(insert(self.predictions), values)
-            else:
-                # The compiled INSERT with the column types' own conversions applied here: the same rows as the
-                # statement above, without compiling and caching it again for each request's commit.
-                sql, columns = self._sqlite_insert
-                connection.exec_driver_sql(
-                    sql, [tuple(convert(row[name]) for name, convert in columns) for row in values]
-                )
+        try:
+            with self.engine.begin() as connection:
+                if self._sqlite_insert is None:
+                    connection.execute(insert(self.predictions), values)
+                else:
+                    # The compiled INSERT with the column types' own conversions applied here: the same rows as
+                    # the statement above, without compiling and caching it again for each request's commit.
+                    sql, columns = self._sqlite_insert
+                    connection.exec_driver_sql(
+                        sql, [tuple(convert(row[name]) for name, convert in columns) for row in values]
+                    )
+        except SQLAlchemyError as exc:
+            if is_unavailable(exc):
+                raise unavailable(WHAT, self.url, exc) from exc
+            raise
 
     def record_groups(self, groups: list[list[LoggedSuggestion]]) -> list[None]:
         """Commit the rows of several requests in one transaction (group commit: one fsync for all of them).
@@ -176,8 +241,8 @@ class PredictionLog:
         self.record_suggestions([row for group in groups for row in group])
         return [None] * len(groups)
 
-    def record_feedback(self, request_id: str, chosen_price: float | None, sold_price: float | None) -> bool:
-        """Store feedback for a logged suggestion.
+    def record_feedback(self, request_id: str, chosen_price: float) -> bool:
+        """Store the price a seller accepted for a logged suggestion (never a label: anyone can send it).
 
         Returns:
             False when no suggestion with that request id was logged (nothing is written).
@@ -194,31 +259,115 @@ class PredictionLog:
                         request_id=request_id,
                         created_at=datetime.now(UTC),
                         chosen_price=chosen_price,
-                        sold_price=sold_price,
+                        sold_price=None,
                     )
                 )
             except IntegrityError:
                 return False
         return True
 
-    def latest_sold_prices(self) -> Subquery:
-        """A subquery of (request_id, sold_price): the latest sold price fed back for each suggestion.
+    def record_outcomes(self, outcomes: Sequence[Outcome], source: str) -> OutcomeReceipt:
+        """Store trusted sold prices, all in one transaction or none of them.
 
-        A seller may correct a report; the latest one counts, and a suggestion counts once. Monitoring, the
-        harvest of sold listings and the monitoring page all join this one subquery.
+        An outcome for an unknown request id, or a different sold price for a suggestion that already has one,
+        refuses the whole group (nothing is written) and names the ids; the same price again is counted as
+        already recorded, so a retried delivery is harmless.
+
+        Args:
+            outcomes: Sold prices per request id (each id at most once).
+            source: Where they come from ('api', or 'export:<file>:<digest>'), kept on every row.
+
+        Raises:
+            ValueError: A request id appears twice in `outcomes`.
         """
-        f = self.feedback
-        latest = (
-            select(func.max(f.c.id).label("feedback_id"))
-            .where(f.c.sold_price.is_not(None))
-            .group_by(f.c.request_id)
-            .subquery()
-        )
-        return (
-            select(f.c.request_id, f.c.sold_price)
-            .join(latest, latest.c.feedback_id == f.c.id)
-            .subquery("latest_sold_prices")
-        )
+        ids = [o.request_id for o in outcomes]
+        if len(set(ids)) != len(ids):
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            raise ValueError(f"request ids given more than once: {', '.join(twice[:5])}")
+        for attempt in range(OUTCOME_ATTEMPTS):
+            try:
+                return self._store_outcomes(outcomes, ids, source)
+            except IntegrityError:
+                # Another process stored one of these outcomes between our read and our insert (a retried
+                # delivery racing the first one): the next attempt sees it and judges it like any other.
+                if attempt == OUTCOME_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _store_outcomes(self, outcomes: Sequence[Outcome], ids: list[str], source: str) -> OutcomeReceipt:
+        now = datetime.now(UTC)
+        with self.engine.begin() as connection:
+            known: set[str] = set()
+            existing: dict[str, float] = {}
+            for start in range(0, len(ids), 500):  # bounded IN lists
+                part = ids[start : start + 500]
+                known.update(
+                    str(r[0])
+                    for r in connection.execute(
+                        select(self.predictions.c.request_id).where(self.predictions.c.request_id.in_(part))
+                    )
+                )
+                existing.update(
+                    (str(r[0]), float(r[1]))
+                    for r in connection.execute(
+                        select(self.outcomes.c.request_id, self.outcomes.c.sold_price).where(
+                            self.outcomes.c.request_id.in_(part)
+                        )
+                    )
+                )
+            unknown = tuple(i for i in ids if i not in known)
+            conflicting = tuple(
+                o.request_id
+                for o in outcomes
+                if o.request_id in existing and abs(existing[o.request_id] - o.sold_price) > 1e-9
+            )
+            fresh = [o for o in outcomes if o.request_id not in existing]
+            if unknown or conflicting:
+                return OutcomeReceipt(0, 0, unknown, conflicting)
+            if fresh:
+                connection.execute(
+                    insert(self.outcomes),
+                    [
+                        {
+                            "request_id": o.request_id,
+                            "sold_price": o.sold_price,
+                            "sold_at": o.sold_at,
+                            "recorded_at": now,
+                            "source": source,
+                            "harvested_batch": None,
+                        }
+                        for o in fresh
+                    ],
+                )
+        return OutcomeReceipt(len(fresh), len(outcomes) - len(fresh), (), ())
+
+    def mark_harvested(self, request_ids: Sequence[str], batch_id: str) -> None:
+        """Note the warehouse batch that outcomes became training listings in (their lineage)."""
+        with self.engine.begin() as connection:
+            for start in range(0, len(request_ids), 500):
+                connection.execute(
+                    update(self.outcomes)
+                    .where(self.outcomes.c.request_id.in_(list(request_ids[start : start + 500])))
+                    .values(harvested_batch=batch_id)
+                )
+
+    def outcome_sources(self, batch_id: str | None = None) -> dict[str, int]:
+        """Outcomes per source: of one harvested batch, or all of them (None)."""
+        o = self.outcomes
+        query = select(o.c.source, func.count()).group_by(o.c.source)
+        if batch_id is not None:
+            query = query.where(o.c.harvested_batch == batch_id)
+        with self.engine.connect() as connection:
+            return {str(source): int(n) for source, n in connection.execute(query)}
+
+    def latest_sold_prices(self) -> Subquery:
+        """A subquery of (request_id, sold_price): the trusted sold price of each suggestion that has one.
+
+        Only outcomes count; prices sellers typed on the page never do. Monitoring, the harvest of sold listings
+        and the monitoring page all join this one subquery.
+        """
+        o = self.outcomes
+        return select(o.c.request_id, o.c.sold_price, o.c.source).subquery("latest_sold_prices")
 
     def sold_suggestions(self, with_inputs: bool = True) -> pd.DataFrame:
         """Every logged suggestion with a sold price fed back, one row per suggestion.
@@ -228,8 +377,8 @@ class PredictionLog:
 
         Returns:
             Columns request_id, created_at (UTC), model_version, inputs (the request's listing, when asked for),
-            price, low, high, stated_coverage (the coverage the range promised) and sold_price (the latest one
-            reported); price is NaN for a suggestion that logged none.
+            price, low, high, stated_coverage (the coverage the range promised), sold_price (the trusted outcome)
+            and label_source (where that outcome came from); price is NaN for a suggestion that logged none.
         """
         p = self.predictions
         sold = self.latest_sold_prices()
@@ -244,6 +393,7 @@ class PredictionLog:
                 p.c.outputs["high"].as_float().label("high"),
                 p.c.outputs["coverage"].as_float().label("stated_coverage"),
                 sold.c.sold_price,
+                sold.c.source.label("label_source"),
             )
             .join(sold, sold.c.request_id == p.c.request_id)
             .order_by(p.c.created_at, p.c.request_id)

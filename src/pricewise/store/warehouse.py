@@ -18,6 +18,7 @@ reads them once so the decision store can take them over.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from pricewise.errors import PricewiseError
+from pricewise.errors import OUT_OF_SPACE_ERRNOS, PricewiseError, is_out_of_space
 from pricewise.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -168,6 +169,13 @@ def connect(
         PricewiseError: The warehouse cannot be opened (missing in read-only mode, locked, not DuckDB).
     """
     path = settings.warehouse
+    if "?" in str(path.absolute()):
+        # DuckDB takes what follows a '?' in a database path for options and puts its write-ahead log elsewhere,
+        # so every commit would fail.
+        raise PricewiseError(
+            f"the warehouse path {path} contains '?', which DuckDB cannot keep a database under: "
+            "choose PRICEWISE_DATA_DIR (or PRICEWISE_WAREHOUSE_PATH) without it"
+        )
     if read_only and not path.exists():
         raise PricewiseError(f"no warehouse at {path}: run `pricewise ingest PATH` first")
     if not read_only:
@@ -204,9 +212,22 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     try:
         yield con
     except BaseException:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise
-    con.execute("COMMIT")
+    try:
+        con.execute("COMMIT")
+    except duckdb.Error:
+        _rollback(con)
+        raise
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back, keeping the error that caused it: DuckDB may have ended the transaction itself already (a
+    failed commit) or refuse all work after a write error, and that second error would hide the first."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        logger.debug("rollback after a failed transaction", exc_info=True)
 
 
 def table_digest(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -259,6 +280,52 @@ def training_lineage(con: duckdb.DuckDBPyConnection) -> str:
 def sql_literal(text: str) -> str:
     """Quote text as a DuckDB SQL string literal (for paths and names DuckDB cannot take as parameters)."""
     return "'" + text.replace("'", "''") + "'"
+
+
+GLOB_CHARACTERS = frozenset("*?[")
+
+
+def file_literal(path: Path) -> str:
+    """A DuckDB SQL string literal that names exactly one file, for read_csv and read_parquet.
+
+    DuckDB's readers take a path as a glob pattern (`*`, `?`, `[...]`, `**`) and expand a leading `~`. Each glob
+    character is put in a bracket expression of its own (`[*]` matches only `*`), and the path is made absolute,
+    so it never starts with `~` or reads as a URL.
+
+    Args:
+        path: A file; relative paths are taken from the working directory.
+    """
+    text = str(path.absolute())
+    return sql_literal("".join(f"[{ch}]" if ch in GLOB_CHARACTERS else ch for ch in text))
+
+
+# DuckDB reports the operating system's message inside its own exception types; these are the ones that carry
+# write failures (not the parser's, whose messages quote the input's text).
+_WRITE_ERRORS = (
+    duckdb.IOException,
+    duckdb.TransactionException,
+    duckdb.FatalException,
+    duckdb.OutOfMemoryException,
+)
+_OUT_OF_SPACE_MESSAGES = tuple(os.strerror(code) for code in OUT_OF_SPACE_ERRNOS)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an error from the warehouse or the files around it says a disk or quota is full.
+
+    Args:
+        exc: Any exception; DuckDB errors, OSErrors and errors raised from either are recognised.
+    """
+    if is_out_of_space(exc):
+        return True
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _WRITE_ERRORS) and any(m in str(current) for m in _OUT_OF_SPACE_MESSAGES):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 LEGACY_DECISION_TABLES = ("promotions", "monitoring_runs", "retrain_decisions")

@@ -19,6 +19,65 @@ BROKEN_TEXT = r"[\x{00}-\x{08}\x{0B}\x{0C}\x{0E}-\x{1F}\x{7F}\x{FFFD}]"
 _CONTINUATION = r"[\x{80}-\x{BF}€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ]"
 MOJIBAKE = rf"[ÂÃ]{_CONTINUATION}|â{_CONTINUATION}{_CONTINUATION}"
 SAMPLE_REJECTS = 20
+# Nothing but ASCII digits, spaces and punctuation ("1", "/", "3.5", "#1"): no word at all. An emoji or another
+# symbol is not matched, so a description of a single heart stays.
+NO_WORDS = r"^[[:digit:][:space:][:punct:]]+$"
+# The placeholder Mercari writes for a listing without a description; in any other column it is misplaced.
+DESCRIPTION_PLACEHOLDER = "No description yet"
+
+
+def _path_form(column: str, levels: tuple[int, int]) -> str:
+    """SQL: `column` is a path of `levels` parts, each with a letter and without surrounding spaces."""
+    low, high = levels
+    return (
+        f"(regexp_matches({column}, '^[^/]+(/[^/]+){{{low - 1},{high - 1}}}$') AND "
+        f"list_bool_and(list_transform(string_split({column}, '/'), "
+        r"lambda p: regexp_matches(p, '\pL') AND p = trim(p))))"
+    )
+
+
+def _words(column: str) -> str:
+    return f"len(regexp_split_to_array(trim({column}), '\\s+'))"
+
+
+def _semantic_rules(config: ValidateConfig) -> str:
+    """The rules for type-correct garbage: each value must look like what its column holds.
+
+    They read the taxonomy CTEs of `checked_rows_sql`: known categories, their top levels and known brands.
+    """
+    rules = config.rows
+    levels = rules.category_levels
+    cat_form = _path_form("t.cat", levels)
+    return f"""
+                CASE WHEN t.cat <> '' AND NOT {cat_form} THEN 'category_malformed' END,
+                CASE WHEN t.cat <> '' AND {cat_form} AND EXISTS (
+                         SELECT 1 FROM listings WHERE batch_id <> $batch AND category_name IS NOT NULL)
+                     AND split_part(t.cat, '/', 1) NOT IN (SELECT top FROM known_tops)
+                     THEN 'category_unknown_top_level' END,
+                CASE WHEN tc.v IS NOT NULL THEN 'category_truncated' END,
+                CASE WHEN regexp_matches(t.nm, '{NO_WORDS}') THEN 'name_only_digits_or_punctuation' END,
+                CASE WHEN t.nm <> '' AND {_path_form("t.nm", levels)}
+                     AND split_part(t.nm, '/', 1) IN (SELECT top FROM known_tops) THEN 'name_is_category_path' END,
+                CASE WHEN lower(t.nm) = lower('{DESCRIPTION_PLACEHOLDER}') THEN 'name_is_placeholder' END,
+                CASE WHEN t.nm <> '' AND ({_words("t.nm")} > {rules.max_name_words}
+                     OR contains(t.nm, chr(10)) OR contains(t.nm, chr(13))) THEN 'name_looks_like_description' END,
+                CASE WHEN t.br <> '' AND lower(t.nm) IN (SELECT lv FROM known_brands)
+                     AND lower(t.br) <> lower(t.nm) AND lower(t.br) NOT IN (SELECT lv FROM known_brands)
+                     THEN 'name_is_brand' END,
+                CASE WHEN regexp_matches(t.br, '{NO_WORDS}') THEN 'brand_only_digits_or_punctuation' END,
+                CASE WHEN t.br <> '' AND ({_path_form("t.br", levels)} OR t.br IN (SELECT v FROM known_categories))
+                     THEN 'brand_is_category_path' END,
+                CASE WHEN lower(t.br) = lower('{DESCRIPTION_PLACEHOLDER}') THEN 'brand_is_placeholder' END,
+                CASE WHEN t.br <> '' AND ({_words("t.br")} > {rules.max_brand_words}
+                     OR contains(t.br, chr(10)) OR contains(t.br, chr(13))) THEN 'brand_looks_like_text' END,
+                CASE WHEN tb.v IS NOT NULL THEN 'brand_truncated' END,
+                CASE WHEN regexp_matches(t.ds, '{NO_WORDS}') THEN 'description_only_digits_or_punctuation' END,
+                CASE WHEN t.ds <> '' AND {_path_form("t.ds", levels)}
+                     AND split_part(t.ds, '/', 1) IN (SELECT top FROM known_tops)
+                     THEN 'description_is_category_path' END,
+                CASE WHEN t.br <> '' AND lower(t.ds) IN (SELECT lv FROM known_brands)
+                     AND lower(t.br) <> lower(t.ds) AND lower(t.br) NOT IN (SELECT lv FROM known_brands)
+                     THEN 'description_is_brand' END"""
 
 
 @dataclass(frozen=True)
@@ -57,10 +116,15 @@ def checked_rows_sql(kind: str, config: ValidateConfig) -> str:
             CASE WHEN price_num IS NOT NULL AND NOT isfinite(price_num) THEN 'price_not_finite' END,
             CASE WHEN isfinite(price_num) AND price_num < 0 THEN 'price_negative' END,
             CASE WHEN isfinite(price_num) AND price_num > {rules.max_price} THEN 'price_above_max' END,"""
+    known = rules.known_from_rows
     return f"""
         WITH typed AS (
             SELECT
                 r.*,
+                coalesce(trim(r.name), '') AS nm,
+                coalesce(trim(r.category_name), '') AS cat,
+                coalesce(trim(r.brand_name), '') AS br,
+                coalesce(trim(r.item_description), '') AS ds,
                 trim(r.price) AS price_text,
                 TRY_CAST(trim(r.price) AS DOUBLE) AS price_num,
                 TRY_CAST(trim(r.source_id) AS DOUBLE) AS id_num,
@@ -71,6 +135,37 @@ def checked_rows_sql(kind: str, config: ValidateConfig) -> str:
         ),
         earlier AS (
             SELECT DISTINCT source_id FROM listings WHERE kind = 'priced' AND batch_id <> $batch
+        ),
+        -- The taxonomy: what other batches had accepted, and what recurs in this one (garbage rarely does).
+        known_categories AS (
+            SELECT DISTINCT category_name AS v FROM listings WHERE batch_id <> $batch AND category_name IS NOT NULL
+            UNION
+            SELECT cat FROM typed WHERE cat <> '' GROUP BY cat HAVING count(*) >= {known}
+        ),
+        known_tops AS (
+            SELECT split_part(v, '/', 1) AS top FROM known_categories
+            UNION
+            SELECT split_part(cat, '/', 1) FROM typed WHERE cat <> '' GROUP BY 1 HAVING count(*) >= {known}
+        ),
+        known_brand_values AS (
+            SELECT DISTINCT brand_name AS v FROM listings WHERE batch_id <> $batch AND brand_name IS NOT NULL
+            UNION
+            SELECT br FROM typed WHERE br <> '' GROUP BY br HAVING count(*) >= {known}
+        ),
+        known_brands AS (SELECT DISTINCT lower(v) AS lv FROM known_brand_values),
+        -- A value that is not known but begins a known one was cut short. Only the batch's few unknown values
+        -- are compared with the taxonomy, so the prefix search stays small.
+        truncated_categories AS (
+            SELECT u.cat AS v FROM (SELECT DISTINCT cat FROM typed WHERE cat <> '') u
+            WHERE u.cat NOT IN (SELECT v FROM known_categories)
+              AND EXISTS (SELECT 1 FROM known_categories k WHERE starts_with(k.v, u.cat))
+        ),
+        truncated_brands AS (
+            SELECT u.br AS v FROM (SELECT DISTINCT br FROM typed WHERE br <> '') u
+            WHERE u.br NOT IN (SELECT v FROM known_brand_values)
+              -- Cut inside a word: "True Religion" begins "True Religion Brand Jeans" and is a brand itself.
+              AND EXISTS (SELECT 1 FROM known_brand_values k WHERE starts_with(k.v, u.br)
+                          AND regexp_matches(right(u.br, 1) || substr(k.v, length(u.br) + 1, 1), '^\\w\\w$'))
         )
         SELECT
             t.*,
@@ -89,9 +184,11 @@ def checked_rows_sql(kind: str, config: ValidateConfig) -> str:
                 CASE WHEN length(t.brand_name) > {rules.max_brand_chars} THEN 'brand_too_long' END,
                 CASE WHEN length(t.item_description) > {rules.max_description_chars}
                      THEN 'description_too_long' END,{price_rules}
-                CASE WHEN {text_checks} THEN 'broken_encoding' END
+                CASE WHEN {text_checks} THEN 'broken_encoding' END,{_semantic_rules(config)}
             ], lambda x: x IS NOT NULL) AS reasons
         FROM typed t
+        LEFT JOIN truncated_categories tc ON tc.v = t.cat
+        LEFT JOIN truncated_brands tb ON tb.v = t.br
         LEFT JOIN earlier e
             ON $kind = 'priced' AND t.id_num IS NOT NULL AND t.id_num = floor(t.id_num)
             AND e.source_id = CAST(t.id_num AS BIGINT)

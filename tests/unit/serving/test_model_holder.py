@@ -3,6 +3,7 @@ good champion, else the registered rules baseline, else nothing (not ready, with
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -15,12 +16,13 @@ from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 
 from pricewise.config import Config, load_config
+from pricewise.errors import PricewiseError
 from pricewise.models import ConformalPriceRanges, RulesBaseline, SparseTextEnsemble, SparseTextEnsembleParams
 from pricewise.models.features import FeatureParams
 from pricewise.models.reference import ServingReference
 from pricewise.models.suggester import PriceSuggester
 from pricewise.serving.app import create_app
-from pricewise.serving.model_holder import ModelHolder, load_best
+from pricewise.serving.model_holder import ModelHolder, load_best, load_cached, load_champion
 from pricewise.settings import Settings
 from pricewise.store import model_cache, tracking
 from pricewise.train import log_model
@@ -213,3 +215,74 @@ def test_with_nothing_to_serve_the_app_is_not_ready_and_says_why(tmp_path: Path,
     assert not settings.warehouse.exists(), (
         "a server with nothing to serve does not create a warehouse either"
     )
+
+
+def register_by_hand(ws: Workspace, like: str = "1") -> str:
+    """A version of `pricewise` made straight in the registry from v`like`'s files, without pricewise's digest."""
+    tracking.configure(ws.settings)
+    client = MlflowClient()
+    source = client.get_model_version("pricewise", like)
+    return str(client.create_model_version("pricewise", source=source.source, run_id=source.run_id).version)
+
+
+def test_a_champion_registered_by_hand_is_refused_and_the_current_model_keeps_serving(
+    ws: Workspace, config: Config
+) -> None:
+    set_champion(ws, "pricewise", "1")
+    holder = ModelHolder(ws.settings, config)
+    holder.load_initial()
+    assert holder.served is not None
+    assert holder.served.version == "1"
+    by_hand = register_by_hand(ws)
+    set_champion(ws, "pricewise", by_hand)
+
+    outcome = holder.reload()
+
+    assert outcome.failed
+    assert not outcome.changed
+    assert f"refused pricewise v{by_hand}: it carries no artifact digest" in outcome.detail
+    assert holder.served.version == "1"
+    assert holder.refused == (
+        f"champion v{by_hand} refused (its files are not the ones pricewise registered); still serving pricewise v1"
+    )
+    set_champion(ws, "pricewise", "1")
+    assert holder.reload().detail == "champion v1 already serving"
+    assert holder.refused is None
+
+
+def test_a_champion_whose_stored_files_changed_is_refused_before_it_is_unpickled(
+    ws: Workspace, config: Config
+) -> None:
+    set_champion(ws, "pricewise", "1")
+    tracking.configure(ws.settings)
+    source = MlflowClient().get_model_version("pricewise", "1").source
+    logged = mlflow.get_logged_model(source.removeprefix("models:/"))
+    # The embedded artifact store is a directory under the data dir: change the stored pickle in place.
+    pickle_file = Path(logged.artifact_location.removeprefix("file://")) / "python_model.pkl"
+    pickle_file.write_bytes(pickle_file.read_bytes() + b"\n")
+
+    with pytest.raises(
+        PricewiseError, match="refused pricewise v1: the files the registry holds do not match"
+    ):
+        load_champion(ws.settings, config)
+    assert not (model_cache.cache_dir(ws.settings) / "pricewise-v1").exists(), "nothing of it is cached"
+    assert model_cache.read_cached(ws.settings) is None
+
+
+def test_a_cache_pointer_without_a_digest_or_with_changed_files_is_refused(
+    ws: Workspace, config: Config
+) -> None:
+    set_champion(ws, "pricewise", "1")
+    load_best(ws.settings, config)
+    cached = model_cache.read_cached(ws.settings)
+    assert cached is not None
+    assert load_cached(ws.settings).version == "1"
+    (cached.path / "python_model.pkl").write_bytes((cached.path / "python_model.pkl").read_bytes() + b"\n")
+    with pytest.raises(PricewiseError, match="refused cached pricewise v1: its files do not match"):
+        load_cached(ws.settings)
+    pointer = model_cache.cache_dir(ws.settings) / model_cache.POINTER
+    meta = json.loads(pointer.read_text(encoding="utf-8"))
+    del meta["digest"]
+    pointer.write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(PricewiseError, match="its pointer records no artifact digest"):
+        load_cached(ws.settings)

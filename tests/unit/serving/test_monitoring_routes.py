@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from pricewise.config import load_config
 from pricewise.serving.app import create_app
+from pricewise.store.prediction_log import Outcome
 from tests.support.servers import LISTING
 from tests.support.workspaces import Workspace, clone_workspace
 
@@ -76,8 +77,8 @@ def fresh_client(light_champion_workspace: Workspace, tmp_path: Path) -> Iterato
 def test_overview_counts_logged_suggestions_and_scores_sold_prices(fresh_client: TestClient) -> None:
     batch = fresh_client.post("/v1/suggestions/batch", json={"listings": [LISTING] * 3}).json()["suggestions"]
     sold = fresh_client.post("/v1/suggestions", json=LISTING).json()
-    fed_back = fresh_client.post("/v1/feedback", json={"request_id": sold["request_id"], "sold_price": 40.0})
-    assert fed_back.status_code == 200, fed_back.text
+    log = fresh_client.app.state.prediction_log  # type: ignore[attr-defined]
+    assert log.record_outcomes([Outcome(sold["request_id"], 40.0)], source="api").stored == 1
     body = overview(fresh_client)
     traffic = body["traffic"]
     assert traffic["state"] == "ok", traffic

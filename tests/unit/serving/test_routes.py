@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from pricewise.config import load_config
 from pricewise.serving.app import create_app
@@ -314,15 +315,21 @@ def test_batches_empty_oversized_and_with_one_bad_listing(client: TestClient) ->
 def test_feedback_for_a_suggestion_is_recorded(client: TestClient, prediction_log: PredictionLog) -> None:
     request_id = client.post("/v1/suggestions", json=LISTING).json()["request_id"]
     chosen = client.post("/v1/feedback", json={"request_id": request_id, "chosen_price": 30.0})
-    sold = client.post("/v1/feedback", json={"request_id": request_id, "sold_price": 28.5})
-    both = client.post(
+    sold = client.post(
         "/v1/feedback", json={"request_id": request_id, "chosen_price": 31.0, "sold_price": 29.0}
     )
-    for response in (chosen, sold, both):
-        assert response.status_code == 200, response.text
-        assert response.json() == {"request_id": request_id, "recorded": True}
-    sold_rows = prediction_log.sold_suggestions()
-    assert sold_rows.loc[sold_rows["request_id"] == request_id, "sold_price"].tolist() == [29.0]
+    assert chosen.status_code == 200, chosen.text
+    assert chosen.json() == {"request_id": request_id, "recorded": True}
+    assert sold.status_code == 422  # sold prices are outcomes, never seller feedback
+    assert error_locations(sold) == [["body", "sold_price"]]
+    with prediction_log.engine.connect() as connection:
+        rows = connection.execute(
+            select(prediction_log.feedback.c.chosen_price, prediction_log.feedback.c.sold_price).where(
+                prediction_log.feedback.c.request_id == request_id
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [(30.0, None)]
+    assert request_id not in set(prediction_log.sold_suggestions()["request_id"])
 
 
 @pytest.mark.contract("POST", "/v1/feedback")
@@ -336,9 +343,9 @@ BAD_FEEDBACK: list[tuple[str, Any, str]] = [
     ("no price at all", {}, ""),
     ("chosen price zero", {"chosen_price": 0}, "chosen_price"),
     ("chosen price negative", {"chosen_price": -5.0}, "chosen_price"),
-    ("sold price negative", {"sold_price": -0.01}, "sold_price"),
+    ("sold price given", {"chosen_price": 30.0, "sold_price": 28.5}, "sold_price"),
     ("chosen price over the maximum", {"chosen_price": 1_000_001.0}, "chosen_price"),
-    ("sold price as a string", {"sold_price": "28.5"}, "sold_price"),
+    ("sold price as a string", {"chosen_price": 30.0, "sold_price": "28.5"}, "sold_price"),
     ("chosen price not a number", {"chosen_price": "NaN"}, "chosen_price"),
     ("unknown field", {"chosen_price": 30.0, "note": "sold fast"}, "note"),
 ]

@@ -36,7 +36,10 @@ def test_listing_rejects_bad_fields_by_name(override: dict[str, Any], field: str
     assert [e["loc"][0] for e in caught.value.errors()] == [field]
 
 
-def test_feedback_needs_a_price() -> None:
-    with pytest.raises(ValidationError, match="chosen_price, sold_price or both"):
+def test_feedback_needs_the_accepted_price_and_refuses_sold_prices() -> None:
+    with pytest.raises(ValidationError, match="chosen_price"):
         FeedbackRequest.model_validate({"request_id": "abc123"})
-    assert FeedbackRequest.model_validate({"request_id": "abc123", "sold_price": 0}).sold_price == 0
+    with pytest.raises(ValidationError, match="sold prices are not feedback") as caught:
+        FeedbackRequest.model_validate({"request_id": "abc123", "chosen_price": 10.0, "sold_price": 18.0})
+    assert [e["loc"] for e in caught.value.errors()] == [("sold_price",)]
+    assert FeedbackRequest.model_validate({"request_id": "abc123", "chosen_price": 10.0}).sold_price is None

@@ -1,4 +1,4 @@
-"""Models pickled under the package's earlier module names load through store.registry.load_suggester."""
+"""Models pickled under the package's earlier module names load through store.registry.load_verified."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pricewise.models.features.sparse import FeatureParams
 from pricewise.models.ranges import ConformalPriceRanges
 from pricewise.models.suggester import PriceSuggester
 from pricewise.store.legacy_modules import current_name, old_module_names
-from pricewise.store.registry import load_suggester
+from pricewise.store.registry import artifact_digest, load_verified
 
 
 def _frame(n: int) -> pd.DataFrame:
@@ -59,7 +59,7 @@ def test_a_model_pickled_under_old_names_loads_and_suggests_the_same_prices(tmp_
     assert b"cpricewise.suggester\n" in old
     (model_dir / "python_model.pkl").write_bytes(old)
 
-    loaded = load_suggester(str(model_dir))
+    loaded = load_verified(model_dir, artifact_digest(model_dir), "old-style model")
 
     pd.testing.assert_frame_equal(loaded.suggest(frame), suggester.suggest(frame))
     assert "pricewise.suggester" not in sys.modules
@@ -76,8 +76,8 @@ def test_old_feature_classes_resolve_only_inside_the_block() -> None:
 
 
 def test_a_path_that_is_no_model_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(PricewiseError, match="cannot load model"):
-        load_suggester(str(tmp_path / "missing"))
+    with pytest.raises(PricewiseError, match="holds no model"):
+        load_verified(tmp_path / "missing", "0" * 64, "missing model")
 
 
 def test_a_pickle_naming_code_that_does_not_exist_is_a_clear_error(tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_a_pickle_naming_code_that_does_not_exist_is_a_clear_error(tmp_path: Pat
     renamed = pickle.dumps(suggester, protocol=0).replace(b"pricewise.models.suggester", b"pricewise.nowhere")
     (model_dir / "python_model.pkl").write_bytes(renamed)
     with pytest.raises(PricewiseError, match=r"cannot load model .*ModuleNotFoundError"):
-        load_suggester(str(model_dir))
+        load_verified(model_dir, artifact_digest(model_dir), "renamed model")
 
 
 def test_loading_a_model_leaves_the_import_path_as_it_was(tmp_path: Path) -> None:
@@ -107,6 +107,6 @@ def test_loading_a_model_leaves_the_import_path_as_it_was(tmp_path: Path) -> Non
     mlflow.pyfunc.save_model(path=str(model_dir), python_model=suggester, code_paths=[str(code)])
     before = list(sys.path)
 
-    load_suggester(str(model_dir))
+    load_verified(model_dir, artifact_digest(model_dir), "model with code")
 
     assert sys.path == before

@@ -29,7 +29,7 @@ ONE_RULE_BROKEN = [
     ("condition_invalid", {"item_condition_id": "good"}),
     ("shipping_invalid", {"shipping": 2}),
     ("shipping_invalid", {"shipping": ""}),
-    ("category_too_long", {"category_name": "c" * 201}),
+    ("category_too_long", {"category_name": "Women/Tops/" + "c" * 190}),
     ("brand_too_long", {"brand_name": "b" * 101}),
     ("description_too_long", {"item_description": "d" * 5001}),
     ("price_missing", {"price": ""}),
@@ -63,6 +63,143 @@ def test_each_rule_rejects_its_row_and_passes_the_clean_ones(
     assert verdict.reasons == {reason: 1}
 
 
+# Type-correct garbage: each value has the right type but not the look of its column. The clean rows make
+# "Women/Tops & Blouses/T-Shirts", "Electronics/Video Games & Consoles/Games" and "Nike" known (3 rows each).
+SEMANTIC_RULE_BROKEN = [
+    ("category_malformed", {"category_name": "1"}),
+    ("category_malformed", {"category_name": "/"}),
+    ("category_malformed", {"category_name": "Women/Tops & Blouses"}),
+    ("category_malformed", {"category_name": "Women/Tops & Blouses/"}),
+    ("category_malformed", {"category_name": "Women/11/T-Shirts"}),
+    ("category_malformed", {"category_name": "Women/ Tops/T-Shirts"}),
+    ("category_malformed", {"category_name": "a/b/c/d/e/f"}),
+    ("category_malformed", {"category_name": "Nike running shoes"}),
+    ("category_truncated", {"category_name": "Women/Tops & Blouses/T-Sh"}),
+    ("name_only_digits_or_punctuation", {"name": "11"}),
+    ("name_only_digits_or_punctuation", {"name": "?!"}),
+    ("name_is_category_path", {"name": "Electronics/Cameras/Lenses"}),
+    ("name_is_placeholder", {"name": "No description yet"}),
+    (
+        "name_looks_like_description",
+        {"name": "one two three four five six seven eight nine ten eleven twelve 13"},
+    ),
+    ("name_looks_like_description", {"name": "Great shape\nworn twice"}),
+    ("name_is_brand", {"name": "nike", "brand_name": "Red running shoes"}),
+    ("brand_only_digits_or_punctuation", {"brand_name": "1"}),
+    ("brand_only_digits_or_punctuation", {"brand_name": "--"}),
+    ("brand_is_category_path", {"brand_name": "Women/Tops & Blouses/T-Shirts"}),
+    ("brand_is_category_path", {"brand_name": "Home/Kitchen/Mugs"}),
+    ("brand_is_placeholder", {"brand_name": "No description yet"}),
+    ("brand_looks_like_text", {"brand_name": "Worn twice and still in great shape overall"}),
+    ("brand_truncated", {"brand_name": "Ni"}),
+    ("description_only_digits_or_punctuation", {"item_description": "11"}),
+    ("description_only_digits_or_punctuation", {"item_description": "1/2 ."}),
+    ("description_is_category_path", {"item_description": "Women/Tops & Blouses/T-Shirts"}),
+    ("description_is_brand", {"item_description": "Nike", "brand_name": "Blue knit scarf"}),
+]
+
+
+def test_each_semantic_rule_quarantines_its_garbage_with_its_reason(
+    ingest_rows: Callable[..., str],
+    judge: Callable[..., row_rules.RowVerdict],
+    rejected: Callable[[str], dict[str, list[str]]],
+) -> None:
+    # One batch for all cases keeps the test fast; each bad row breaks its rule alone among the clean rows.
+    bad = {100 + i: (reason, override) for i, (reason, override) in enumerate(SEMANTIC_RULE_BROKEN)}
+    batch_id = ingest_rows([*CLEAN, *(listing_row(i, **override) for i, (_, override) in bad.items())])
+
+    verdict = judge(batch_id)
+
+    reasons = rejected(batch_id)
+    assert sorted(reasons) == sorted(str(i) for i in bad)
+    missing = {
+        i: (reason, reasons[str(i)]) for i, (reason, _) in bad.items() if reason not in reasons[str(i)]
+    }
+    assert missing == {}
+    assert (verdict.accepted, verdict.rejected) == (len(CLEAN), len(bad))
+
+
+# The same columns holding real values that resemble garbage: all accepted.
+SEMANTIC_LOOKALIKES = [
+    {"category_name": "Electronics/Computers & Tablets/iPad/Tablet/eBook Readers"},  # five levels
+    {"category_name": "Women/Tops & Blouses/Tank, Cami"},  # unknown leaf under known levels
+    {"category_name": ""},
+    {"name": "iPhone 6/6s/7 tempered glass"},  # slashes, but no known top level
+    {"name": "Nike"},  # a bare brand as the name, with the brand itself in its column
+    {"name": "2 for 1 ❤"},
+    {"brand_name": "A/X Armani Exchange"},
+    {"brand_name": "7 For All Mankind"},
+    {"brand_name": "Too Faced x Kat Von D"},
+    {"brand_name": "Nike Golf"},  # begins with a known brand: a new brand, not a cut one
+    {"brand_name": ""},
+    {"item_description": "❤"},
+    {"item_description": "No description yet"},
+    {"item_description": "Size 9/10, fits 8/9. Women/girls"},
+    {"item_description": "Nike"},  # the brand repeated, with the brand in its column
+    {"item_description": ""},
+]
+
+
+def test_real_values_that_resemble_garbage_are_accepted(
+    ingest_rows: Callable[..., str],
+    judge: Callable[..., row_rules.RowVerdict],
+    rejected: Callable[[str], dict[str, list[str]]],
+) -> None:
+    rows = [listing_row(200 + i, **override) for i, override in enumerate(SEMANTIC_LOOKALIKES)]
+    batch_id = ingest_rows([*CLEAN, *rows])
+
+    verdict = judge(batch_id)
+
+    assert rejected(batch_id) == {}
+    assert (verdict.accepted, verdict.rejected) == (len(CLEAN) + len(rows), 0)
+
+
+def test_categories_and_brands_accepted_in_an_earlier_batch_are_known_in_a_later_one(
+    ingest_rows: Callable[..., str],
+    judge: Callable[..., row_rules.RowVerdict],
+    rejected: Callable[[str], dict[str, list[str]]],
+) -> None:
+    first = [
+        *CLEAN,
+        listing_row(20, category_name="Home/Kitchen & Dining/Coffee & Tea Accessories"),
+        listing_row(21, category_name="Home/Kitchen & Dining/Dinnerware"),
+    ]
+    assert judge(ingest_rows(first)).rejected == 0
+    later = [
+        listing_row(
+            30, category_name="Home/Kitchen & Dining/Coffee"
+        ),  # cut: the full path is known from before
+        listing_row(31, category_name="Home/Kitchen & Dining/Coffee & Tea Accessories"),
+        listing_row(32, category_name="Toys/Kitchen & Dining/Cups"),  # no top level like it before
+    ]
+
+    judge(second := ingest_rows(later))
+
+    assert rejected(second) == {"30": ["category_truncated"], "32": ["category_unknown_top_level"]}
+
+
+def test_semantic_limits_come_from_config(
+    ingest_rows: Callable[..., str],
+    judge: Callable[..., row_rules.RowVerdict],
+    rejected: Callable[[str], dict[str, list[str]]],
+) -> None:
+    batch_id = ingest_rows(
+        [*CLEAN, listing_row(BAD_ID, name="a b c d e", brand_name="w x y", category_name="Women/Scarves")]
+    )
+    strict = Config(
+        validate=ValidateConfig(rows=RowRules(max_name_words=4, max_brand_words=2, category_levels=(2, 3)))
+    )
+
+    judge(batch_id, strict)
+
+    assert rejected(batch_id) == {str(BAD_ID): ["name_looks_like_description", "brand_looks_like_text"]}
+
+
+def test_category_levels_must_be_ordered() -> None:
+    with pytest.raises(ValueError, match="category_levels"):
+        RowRules(category_levels=(4, 3))
+
+
 def test_values_at_the_limits_are_accepted(
     ingest_rows: Callable[..., str],
     judge: Callable[..., row_rules.RowVerdict],
@@ -70,7 +207,9 @@ def test_values_at_the_limits_are_accepted(
 ) -> None:
     at_limits = [
         listing_row(10, name="n" * 200, price=5000),
-        listing_row(11, category_name="c" * 200, brand_name="b" * 100, item_description="d" * 5000),
+        listing_row(
+            11, category_name="Women/Tops/" + "c" * 189, brand_name="b" * 100, item_description="d" * 5000
+        ),
         listing_row(
             12, item_condition_id=5, shipping=0, price=" 12.5 ", item_description="tabs\tand\nnewlines"
         ),
@@ -159,7 +298,7 @@ def test_unpriced_rows_skip_the_price_and_cross_batch_rules(
 ) -> None:
     judge(ingest_rows(CLEAN))
     unpriced = [[row[0], *row[1:5], *row[6:]] for row in CLEAN[:3]]  # the priced rows without their price
-    unpriced.append([70, "", 1, "A/B/C", "", 0, "ok"])
+    unpriced.append([70, "", 1, "Women/Tops & Blouses/T-Shirts", "", 0, "ok"])
     batch_id = ingest_rows(unpriced, header=UNPRICED_COLUMNS)
 
     verdict = judge(batch_id)
