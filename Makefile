@@ -10,7 +10,7 @@ AIRFLOW_LOCK := dags/requirements-airflow.lock
 DATA ?= $(wildcard ../shared/data/mercari/mercari_train_8k.tsv.gz)
 PYTEST_ARGS ?=
 # Coverage floor of src/pricewise for `make test`, a little under the measured figure.
-COV_FAIL_UNDER ?= 91
+COV_FAIL_UNDER ?= 90
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

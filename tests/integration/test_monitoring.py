@@ -262,7 +262,9 @@ def test_an_evidently_failure_is_recorded_and_serving_goes_on(
 def test_a_training_failure_in_retrain_leaves_the_champion_and_is_recorded(
     workspace: Workspace, tmp_path: Path
 ) -> None:
-    client = MlflowClient(tracking_uri=workspace.settings.tracking_uri)
+    client = MlflowClient(
+        tracking_uri=workspace.settings.tracking_uri, registry_uri=workspace.settings.tracking_uri
+    )
     champion = client.get_model_version_by_alias("pricewise", "champion").version
     failing = tmp_path / "failing.yaml"
     failing.write_text(
@@ -294,7 +296,9 @@ def _policy_config(tmp_path: Path, **policy: object) -> str:
 
 
 def test_retrain_if_needed_does_nothing_when_no_rule_triggers(workspace: Workspace, tmp_path: Path) -> None:
-    client = MlflowClient(tracking_uri=workspace.settings.tracking_uri)
+    client = MlflowClient(
+        tracking_uri=workspace.settings.tracking_uri, registry_uri=workspace.settings.tracking_uri
+    )
     versions = len(client.search_model_versions("name='pricewise'"))
     config = _policy_config(
         tmp_path, drift_share=1.0, rmsle_margin=10.0, max_age_days=1000, on_target_drift=False

@@ -128,7 +128,7 @@ def _json(result: object) -> dict[str, object]:
 
 
 def _champion(ws: Workspace) -> str:
-    client = MlflowClient(tracking_uri=ws.settings.tracking_uri)
+    client = MlflowClient(tracking_uri=ws.settings.tracking_uri, registry_uri=ws.settings.tracking_uri)
     return str(client.get_model_version_by_alias("pricewise", "champion").version)
 
 

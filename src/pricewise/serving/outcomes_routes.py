@@ -8,16 +8,16 @@ A request is stored whole or not at all.
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Header, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from pricewise.config import Config
+from pricewise.serving import bearer
 from pricewise.serving.schemas import MAX_PRICE
 from pricewise.settings import Settings
 from pricewise.store.prediction_log import Outcome, PredictionLog
@@ -73,23 +73,15 @@ class OutcomesResponse(BaseModel):
 
 def outcomes_token(settings: Settings) -> str | None:
     """The outcomes bearer token, or None when unset or blank (the endpoint is off)."""
-    token = settings.outcomes_token.get_secret_value().strip() if settings.outcomes_token else ""
-    return token or None
+    return bearer.configured(settings.outcomes_token)
 
 
 async def _require_outcomes_scope(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> None:
-    token = outcomes_token(request.app.state.settings)
-    if token is None:  # the router is only mounted with a token; this guards against misuse
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "Not Found")
-    if not authorization or not authorization.startswith("Bearer "):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "bearer token required", headers={"WWW-Authenticate": "Bearer"}
-        )
-    given = authorization.removeprefix("Bearer ").encode()
-    if not secrets.compare_digest(given, token.encode()):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "wrong token for the outcomes scope")
+    bearer.require(
+        authorization, outcomes_token(request.app.state.settings), "wrong token for the outcomes scope"
+    )
 
 
 def _record(log: PredictionLog, body: OutcomesRequest) -> Any:

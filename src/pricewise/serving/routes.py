@@ -8,7 +8,6 @@ that FastAPI runs in its thread pool, so it never stalls the loop.
 
 from __future__ import annotations
 
-import secrets
 import time
 import uuid
 from pathlib import Path
@@ -22,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from pricewise.config import Config
-from pricewise.serving import limits
+from pricewise.serving import bearer, limits
 from pricewise.serving.model_holder import ModelHolder, ServedModel
 from pricewise.serving.observability import Metrics
 from pricewise.serving.schemas import (
@@ -345,21 +344,11 @@ def metrics(request: Request) -> Response:
 
 def admin_token(settings: Settings) -> str | None:
     """The admin bearer token, or None when unset or blank (admin endpoints off)."""
-    token = settings.admin_token.get_secret_value().strip() if settings.admin_token else ""
-    return token or None
+    return bearer.configured(settings.admin_token)
 
 
 async def _require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    token = admin_token(request.app.state.settings)
-    if token is None:  # the router is only mounted with a token; this guards against misuse
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "Not Found")
-    if not authorization or not authorization.startswith("Bearer "):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "bearer token required", headers={"WWW-Authenticate": "Bearer"}
-        )
-    given = authorization.removeprefix("Bearer ").encode()
-    if not secrets.compare_digest(given, token.encode()):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "wrong token")
+    bearer.require(authorization, admin_token(request.app.state.settings), "wrong token")
 
 
 @admin.post(

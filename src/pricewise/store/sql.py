@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from pricewise import logs
 from pricewise.errors import PricewiseError
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -58,7 +59,7 @@ def redacted(url: str) -> str:
     try:
         return make_url(url.strip()).render_as_string(hide_password=True)
     except ArgumentError:
-        return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
+        return logs.redact(url)
 
 
 def reason(exc: BaseException, url: str | None = None) -> str:
