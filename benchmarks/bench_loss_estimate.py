@@ -13,7 +13,7 @@ Each window holds 1,000 rows drawn from the pool (with replacement where a shift
   listings the loss model sees are unchanged, so no estimator that reads listings alone can follow it);
 - text corruption: descriptions cut to 10 characters and brands blanked in 30% of rows.
 
-    python benchmarks/bench_loss_estimate.py [--seed 0]
+    python -m benchmarks.bench_loss_estimate [--seed 0]      # from the repository root
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ Four kinds of corruption, each drawn with equal chance for a chosen cell:
 
 Only the text columns (name, brand_name, category_name, item_description) are corrupted: ids, condition,
 shipping and price already have rules for their domains, and a wrong but valid code cannot be told from a real one.
-A change that leaves the cell as it was (a blank brand blanked, two equal values swapped) is not recorded.
+A change that leaves the cell as it was (a blank brand blanked, two equal values swapped, a swap undone by a later
+one) is not recorded, and a cell changed twice is recorded once, by its last kind.
 
 Run as a script to write a corrupted copy of a sample file:
 
@@ -63,7 +64,7 @@ def corrupt(frame: pd.DataFrame, rate: float = 0.01, seed: int = 0) -> tuple[pd.
         seed: Seed of the random choices.
 
     Returns:
-        The corrupted copy and one record per changed cell (a swap gives two).
+        The corrupted copy and one record per changed cell (a swap changes two).
     """
     rng = np.random.default_rng(seed)
     out = frame.copy()
@@ -74,7 +75,23 @@ def corrupt(frame: pd.DataFrame, rate: float = 0.01, seed: int = 0) -> tuple[pd.
         for row in rng.choice(len(out), size=n_cells, replace=False):
             kind = str(rng.choice(KINDS))
             done.extend(_corrupt_cell(out, int(row), column, kind, rng, id_column))
-    return out, done
+    return out, _net_changes(frame, out, done)
+
+
+def _net_changes(frame: pd.DataFrame, out: pd.DataFrame, done: list[Corruption]) -> list[Corruption]:
+    """One record per cell that ends up changed: its last corruption, from the clean value to the final one.
+
+    A cell hit twice (a swap undone by a second swap of the same pair, garbage later swapped away) is one cell;
+    a cell the second change restored is not corrupted at all.
+    """
+    last = {(c.row, c.column): c for c in done}
+    changes = []
+    for (row, column), c in last.items():
+        position = out.columns.get_loc(column)
+        before, after = str(frame.iat[row, position]), str(out.iat[row, position])
+        if before != after:
+            changes.append(Corruption(row, c.row_id, column, c.kind, before, after))
+    return changes
 
 
 def _corrupt_cell(

@@ -1,4 +1,5 @@
-"""Mercari sample file in -> N resampled, perturbed rows out as .tsv/.tsv.gz/.csv/.parquet/.zip/.7z."""
+"""Mercari sample file in -> N resampled, perturbed rows out as .tsv/.tsv.gz/.csv/.parquet/.zip/.7z, or as a
+Parquet dataset (an --out without a suffix: a folder of part files of --rows-per-file rows each)."""
 
 from __future__ import annotations
 
@@ -211,9 +212,14 @@ def open_text_sink(out: Path, member: str) -> Iterator[IO[bytes]]:
             yield sink
 
 
-def generate(source: Source, n_rows: int, out: Path, kind: str, seed: int) -> None:
-    """Write `n_rows` rows to `out` in the format its suffix names."""
+def generate(
+    source: Source, n_rows: int, out: Path, kind: str, seed: int, rows_per_file: int = 1_000_000
+) -> None:
+    """Write `n_rows` rows to `out` in the format its suffix names (no suffix: a folder of Parquet files)."""
     rng = np.random.default_rng(seed)
+    if not out.suffix:
+        write_dataset(source, n_rows, out, kind, rng, rows_per_file)
+        return
     chunks = (
         make_chunk(source, start, min(CHUNK_ROWS, n_rows - start), kind, rng)
         for start in range(0, n_rows, CHUNK_ROWS)
@@ -243,6 +249,23 @@ def generate(source: Source, n_rows: int, out: Path, kind: str, seed: int) -> No
         write_delimited(out, chunks, header, delimiter, member)
 
 
+def write_dataset(
+    source: Source, n_rows: int, out: Path, kind: str, rng: np.random.Generator, rows_per_file: int
+) -> None:
+    """A folder of Parquet files of `rows_per_file` rows each (ids run on across files), written aside and
+    renamed into place, so an interrupted run leaves no half dataset that a later run would reuse."""
+    partial = out.with_name(f".{out.name}.partial")
+    partial.mkdir(parents=True, exist_ok=True)
+    schema = typed_table(make_chunk(source, 0, 0, kind, np.random.default_rng(0))).schema
+    for n, file_start in enumerate(range(0, n_rows, rows_per_file)):
+        file_rows = min(rows_per_file, n_rows - file_start)
+        with pq.ParquetWriter(partial / f"part-{n:05d}.parquet", schema, compression="zstd") as writer:
+            for start in range(file_start, file_start + file_rows, CHUNK_ROWS):
+                size = min(CHUNK_ROWS, file_start + file_rows - start)
+                writer.write_table(typed_table(make_chunk(source, start, size, kind, rng)))
+    partial.rename(out)
+
+
 def write_delimited(
     out: Path, chunks: Iterator[dict[str, pa.Array]], header: list[str], delimiter: str, member: str
 ) -> None:
@@ -257,20 +280,29 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="sample to resample from")
     parser.add_argument("--rows", type=int, default=FULL_TRAIN_ROWS, help="rows to write")
     parser.add_argument(
-        "--out", type=Path, required=True, help="output; .tsv, .tsv.gz, .csv, .parquet, .zip or .7z"
+        "--out",
+        type=Path,
+        required=True,
+        help="output; .tsv, .tsv.gz, .csv, .parquet, .zip or .7z; no suffix: a folder of Parquet files",
+    )
+    parser.add_argument(
+        "--rows-per-file", type=int, default=1_000_000, help="rows per file of a folder output"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kind", choices=["train", "test"], default="train", help="test: no price, test_id")
     args = parser.parse_args()
     if args.rows < 0:
         parser.error("--rows must be >= 0")
+    if args.rows_per_file < 1:
+        parser.error("--rows-per-file must be >= 1")
 
     started = time.perf_counter()
     source = Source(args.source)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    generate(source, args.rows, args.out, args.kind, args.seed)
+    generate(source, args.rows, args.out, args.kind, args.seed, args.rows_per_file)
     seconds = time.perf_counter() - started
-    size_mb = args.out.stat().st_size / 1024**2
+    files = sorted(args.out.glob("*.parquet")) if args.out.is_dir() else [args.out]
+    size_mb = sum(f.stat().st_size for f in files) / 1024**2
     print(f"wrote {args.rows:,} rows to {args.out} ({size_mb:,.1f} MiB) in {seconds:.1f} s")
 
 

@@ -249,14 +249,23 @@ def train_command(ctx: typer.Context) -> None:
 def tune_command(
     ctx: typer.Context,
     max_evals: Annotated[int | None, typer.Option(min=1, help="Trials; default from config.")] = None,
+    engine: Annotated[
+        str, typer.Option(help="local (one trial at a time), or spark (tasks on PRICEWISE_SPARK_MASTER).")
+    ] = "local",
+    parallelism: Annotated[
+        int | None, typer.Option(help="Spark only: trials at once; default the master's default parallelism.")
+    ] = None,
 ) -> None:
     """Search the main model's hyperparameters with Hyperopt (TPE); save the best for `train`."""
     from pricewise import tune  # noqa: PLC0415 - see module docstring
 
     c = _context(ctx)
-    result = guarded(lambda: tune.run(c.config(), c.settings, max_evals))
+    result = guarded(lambda: tune.run(c.config(), c.settings, max_evals, engine, parallelism))
+    on = f" on {result.engine}, {result.parallelism} at a time" if result.engine != "local" else ""
+    failed = f" ({result.failed_trials} failed)" if result.failed_trials else ""
     typer.echo(
-        f"{result.trials} trials in run {result.run_id}; best valid RMSLE {result.best_valid_rmsle:.4f}"
+        f"{result.trials} trials{failed}{on} in run {result.run_id}; "
+        f"best valid RMSLE {result.best_valid_rmsle:.4f}"
     )
     typer.echo(f"best parameters {result.best_params} saved to {result.saved_to}")
 
@@ -302,12 +311,15 @@ def predict_command(
     input_path: Annotated[Path, typer.Option("--input", "-i", help="Listings in any format ingest takes.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Scores: .csv, .tsv or .parquet.")],
     model: Annotated[str | None, typer.Option(help="MLflow model URI; default the champion.")] = None,
+    engine: Annotated[
+        str, typer.Option(help="local, or spark (PRICEWISE_SPARK_MASTER; writes a folder of part files).")
+    ] = "local",
 ) -> None:
     """Score a file of listings: id, price, low, high, model version; rejected rows get their reasons."""
     from pricewise import predict  # noqa: PLC0415 - see module docstring
 
     c = _context(ctx)
-    result = guarded(lambda: predict.run(c.config(), c.settings, input_path, output, model))
+    result = guarded(lambda: predict.run(c.config(), c.settings, input_path, output, model, engine))
     typer.echo(
         f"{result.scored} scored, {result.rejected} rejected with {result.model_version} "
         f"in {result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s): {result.output}"

@@ -43,7 +43,12 @@ class RowRules(StrictModel):
     """Rules every row must pass to be accepted."""
 
     max_price: float = Field(default=5000.0, gt=0)
-    max_name_chars: int = Field(default=200, ge=1)
+    max_name_chars: int = Field(
+        default=45,
+        ge=1,
+        description="The marketplace cuts names at 40 characters ('[rm]' for a removed price adds a few): a longer "
+        "name is a description or other text moved into the name column.",
+    )
     max_description_chars: int = Field(default=5000, ge=1)
     max_brand_chars: int = Field(default=100, ge=1)
     max_category_chars: int = Field(default=200, ge=1)
@@ -61,6 +66,28 @@ class RowRules(StrictModel):
         default=2,
         ge=1,
         description="A category or brand is known once accepted in another batch or in this many of the batch's rows.",
+    )
+    listed_name_chars: int = Field(
+        default=40,
+        ge=5,
+        description="Where the marketplace cuts names: a name within 4 characters of it may end in a cut word.",
+    )
+    vocabulary_rows: int = Field(
+        default=10_000, ge=1, description="Rows of the batch whose words are counted for the cut-word rule."
+    )
+    common_word_rows: int = Field(
+        default=10,
+        ge=2,
+        description="A word is common once in this many of those rows; a name or description ending in a word "
+        "known from fewer than known_from_rows rows that begins a common one was cut short.",
+    )
+    min_cut_word_chars: int = Field(default=2, ge=1, description="Shortest cut word the rule looks for.")
+    max_cut_space_share: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="A name or description ending in whitespace was cut after a word while at most this share "
+        "of the batch's ends so; above it the batch is padded.",
     )
 
     @model_validator(mode="after")
@@ -280,6 +307,23 @@ class ServeConfig(StrictModel):
         default="NORMAL",
         description="SQLite prediction log: NORMAL (WAL) survives a killed server, FULL also a power loss.",
     )
+    log_min_free_mib: int = Field(
+        default=8,
+        ge=0,
+        description="SQLite prediction log: /ready answers 503 while its disk has less free space than this "
+        "(a commit and the checkpoint after it need room); 0 turns the check off.",
+    )
+    admin_failures_per_minute: int = Field(
+        default=5,
+        ge=1,
+        description="Wrong admin tokens per client address per minute; past this every admin request of that "
+        "client gets 429 until the minute is over, a correct token included.",
+    )
+    expose_docs: bool = Field(
+        default=False,
+        description="Serve the API's interactive docs and schema (/docs, /redoc, /openapi.json); off: 404.",
+    )
+    expose_metrics: bool = Field(default=True, description="Serve Prometheus metrics at /metrics; off: 404.")
 
 
 class MonitorConfig(StrictModel):

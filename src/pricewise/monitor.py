@@ -104,6 +104,9 @@ class MonitorResult:
             message=self.message,
             report_html=self.report_html,
             report_json=self.report_json,
+            estimated_rmsle=self.estimated_rmsle,
+            estimated_rmsle_low=self.estimated_rmsle_low,
+            estimated_rmsle_high=self.estimated_rmsle_high,
         )
 
 

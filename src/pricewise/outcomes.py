@@ -64,10 +64,10 @@ def read_export(path: Path) -> pd.DataFrame:
     """
     if not path.is_file():
         raise PricewiseError(f"no sales export at {path}")
-    name = path.name.removesuffix(".gz")
-    separator = "," if name.endswith(".csv") else "\t"
+    name = path.name.lower()  # exports from some systems are named SALES.CSV
+    separator = "," if name.removesuffix(".gz").endswith(".csv") else "\t"
     try:
-        opener = gzip.open if path.name.endswith(".gz") else open
+        opener = gzip.open if name.endswith(".gz") else open
         with opener(path, "rt", encoding="utf-8", newline="") as handle:
             frame = pd.read_csv(handle, sep=separator, dtype=str, keep_default_na=False)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 OUTPUT_COLUMNS = ("id", "price", "low", "high", "model_version", "reasons")
 OUTPUT_FORMATS = (".csv", ".tsv", ".parquet")
+ENGINES = ("local", "spark")
 # The rows of the temp table `checked` (row_rules.checked_rows_sql) that pass the rules, as the model reads them.
 SCORABLE_ROWS_SQL = """
     SELECT source_id AS id, trim(name) AS name, nullif(trim(brand_name), '') AS brand_name,
@@ -182,6 +183,7 @@ def run(
     input_path: Path,
     output: Path,
     model_uri: str | None = None,
+    engine: str = "local",
 ) -> PredictResult:
     """Score every listing of a file with a registered model.
 
@@ -191,28 +193,39 @@ def run(
         input_path: A listings file or directory in any format ingest accepts.
         output: Where to write the scores: .csv, .tsv or .parquet.
         model_uri: Any MLflow model URI; default the champion.
+        engine: local (processes on this machine) or spark (PRICEWISE_SPARK_MASTER; the output is then a folder
+            of part files with a manifest, see `pricewise.engines.spark_predict`).
 
     Returns:
         Counts, the model version and the time taken.
 
     Raises:
-        PricewiseError: Unreadable input (missing columns are listed), unknown model, or unwritable output.
+        PricewiseError: Unreadable input (missing columns are listed), unknown model, unwritable output, an
+            unknown engine, or (spark) PySpark or Java missing, a master that does not answer, a failed job.
     """
+    if engine not in ENGINES:
+        raise PricewiseError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
     if output.suffix not in OUTPUT_FORMATS:
         raise PricewiseError(f"output {output} must end in one of {', '.join(OUTPUT_FORMATS)}")
+    if engine == "spark":
+        # Imported here: PySpark is an optional extra, and the local engine never needs it.
+        from pricewise.engines import spark_predict  # noqa: PLC0415
+
+        return spark_predict.run(config, settings, input_path, output, model_uri)
     started = time.perf_counter()
     tracking.configure(settings)
     uri = model_uri or f"models:/{config.train.registered_model}@{CHAMPION}"
     model_version = describe_version(uri)
     suggester = load_suggester(uri)
     parts: list[pd.DataFrame] = []
+    # Prices are not needed to score: the unpriced rules, as for rows to score (cut text is no reason).
+    scoring_rules = row_rules.checked_rows_sql("unpriced", config.validate_, scoring=True)
     with open_sources([input_path], settings.scratch) as sources, warehouse.connect_scratch(settings) as con:
         for n, source in enumerate(sources):
             batch_id = f"p{n}"
             ingest.load_source(con, source, batch_id, config, n)
-            # Prices in the input are not needed to score, so only the unpriced rules apply.
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE checked AS {row_rules.checked_rows_sql('unpriced', config.validate_)}",
+                f"CREATE OR REPLACE TEMP TABLE checked AS {scoring_rules}",
                 {"batch": batch_id, "kind": "unpriced"},
             )
             accepted = con.execute("SELECT count(*) FROM checked WHERE len(reasons) = 0").fetchone()

@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     serve_workers: int = Field(default=1, ge=1, description="uvicorn worker processes.")
     duckdb_memory_limit: str = Field(default="1GB", description="Memory cap for DuckDB queries.")
     duckdb_threads: int = Field(default=2, ge=1, description="Threads DuckDB may use.")
+    spark_master: str = Field(
+        default="local[2]",
+        description="Spark master of the spark engine: local[N], spark://host:port, yarn or k8s://https://host:port.",
+    )
+    spark_master_timeout_seconds: float = Field(
+        default=90.0, gt=0, description="How long the spark engine waits for the master and its first job."
+    )
 
     @property
     def warehouse(self) -> Path:

@@ -363,3 +363,54 @@ def test_monitoring_triggers_training_when_retraining_is_due(
     assert [r["rule"] for r in json.loads(str(reasons)) if r["triggered"]] == ["age"]
     # `dags test` runs no scheduler: the triggered run waits in the queue.
     assert triggered_training_runs(airflow) == [*triggered, ("queued", "operator_triggered")]
+
+
+def test_catalogue_dag_scores_a_parquet_dataset_on_spark_and_records_the_model_version(
+    airflow: Airflow, trained: Data, tmp_path: Path
+) -> None:
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    catalogue = tmp_path / "catalogue"
+    catalogue.mkdir()
+    frame = pd.read_csv(TRAIN_SAMPLE, sep="\t", dtype=str, keep_default_na=False).head(1500)
+    for n in range(2):
+        frame.iloc[n * 750 : (n + 1) * 750].to_parquet(catalogue / f"part-{n}.parquet", index=False)
+    nightly = tmp_path / "scored"
+    env = {**trained.env, "PRICEWISE_SPARK_MASTER": "local[2]", "SPARK_LOCAL_IP": "127.0.0.1"}
+
+    done, run_id = airflow.dags_test(
+        "pricewise_catalogue", conf={"source": str(catalogue), "output": str(nightly)}, extra_env=env
+    )
+
+    assert done.returncode == 0, tail(done)
+    assert airflow.tasks("pricewise_catalogue", run_id) == {"score": ("success", 1), "record": ("success", 1)}
+    recorded = xcom(airflow, "pricewise_catalogue", run_id, "record")
+    assert recorded["model_version"] == f"pricewise/{trained.champion()}"
+    assert recorded["rows"] == 1500
+    [output] = list(nightly.iterdir())
+    assert output.suffix == ".parquet"
+    assert recorded["output"] == str(output)
+    manifest = json.loads((output / "_manifest.json").read_text(encoding="utf-8"))
+    assert sorted(f["file"] for f in manifest["files"]) == sorted(recorded["files"])
+    assert {f["model_version"] for f in manifest["files"]} == {recorded["model_version"]}
+    scored = pd.concat(pq.read_table(output / name).to_pandas() for name in recorded["files"])
+    assert sorted(scored["id"]) == sorted(frame["train_id"])
+    assert set(scored["model_version"]) == {recorded["model_version"]}
+
+
+def test_catalogue_dag_fails_without_retries_on_a_model_that_does_not_exist(
+    airflow: Airflow, trained: Data, tmp_path: Path
+) -> None:
+    nightly = tmp_path / "scored"
+    conf = {"source": str(TRAIN_SAMPLE), "output": str(nightly), "model": "models:/nope/9"}
+
+    done, run_id = airflow.dags_test("pricewise_catalogue", conf=conf, extra_env=trained.env)
+
+    assert done.returncode != 0, tail(done)
+    assert "models:/nope/9" in done.stdout + done.stderr
+    assert airflow.tasks("pricewise_catalogue", run_id) == {
+        "score": ("failed", 1),
+        "record": ("upstream_failed", 0),
+    }
+    assert not nightly.exists() or list(nightly.iterdir()) == []

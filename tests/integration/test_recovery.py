@@ -22,6 +22,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from pricewise.config import SegmentShift
 from pricewise.models import metrics
 from pricewise.settings import Settings
 from pricewise.store.registry import load_suggester
@@ -231,3 +232,36 @@ def test_poisoning_of_the_same_size_changes_no_training_data_and_triggers_nothin
     assert ws.cli("retrain", "--if-needed").exit_code == 0
     assert _training_rows(ws) == rows_before
     assert _champion(ws) == "1"
+
+
+def test_a_shift_confined_to_one_tiny_category_triggers_no_retraining(
+    live: tuple[Workspace, Server], market: dict[str, pd.DataFrame]
+) -> None:
+    started = time.perf_counter()
+    ws, server = live
+    rows_before = _training_rows(ws)
+    stream = market["stream"]
+    top = stream["category_name"].fillna("").str.split("/").str[0]
+    tiny_sold = int(((top == TINY) & (stream["price"] > 0)).sum())
+    assert 0 < tiny_sold < SegmentShift().min_rows, tiny_sold
+    ids = [r for r, _ in _suggest(server, stream)]
+    _send_outcomes(server, ids, _shifted_prices(stream, TINY, SHIFT))
+
+    assert ws.cli("monitor", "--last-hours", "1").exit_code == 0
+    checked = ws.cli("retrain", "--check", "--json")
+    assert checked.exit_code == 0, checked.output
+    decision = _json(checked)
+    assert decision["due"] is False, decision["message"]
+    retrained = ws.cli("retrain", "--if-needed", "--json")
+    assert retrained.exit_code == 0, retrained.output
+    assert _json(retrained)["action"] == "none", retrained.output
+    assert _training_rows(ws) == rows_before
+    assert _champion(ws) == "1"
+    # Harvested and validated anyway, the tiny category is too small to be judged: nothing is flagged.
+    harvested = ws.cli("data", "harvest-feedback")
+    assert harvested.exit_code == 0, harvested.output
+    validated = ws.cli("validate")
+    assert validated.exit_code == 0, validated.output
+    assert "segment_shift" not in validated.output, validated.output
+    assert "mean_log_price_z" not in validated.output, validated.output
+    print(f"tiny-category shift: {time.perf_counter() - started:.1f} s")

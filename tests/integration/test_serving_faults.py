@@ -16,6 +16,7 @@ import httpx
 import mlflow
 import psutil
 import pytest
+import yaml
 from mlflow import MlflowClient
 
 from pricewise.store import tracking
@@ -71,6 +72,15 @@ class Load:
         while len(self.received) < n and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(self.received) >= n, f"only {len(self.received)} responses"
+
+
+def with_docs(ws: Workspace, directory: Path) -> str:
+    """The path of a copy of the workspace's config with serve.expose_docs on (the schema is off by default)."""
+    raw = yaml.safe_load(ws.config_path.read_text(encoding="utf-8"))
+    raw["serve"]["expose_docs"] = True
+    path = directory / "pricewise-docs.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return str(path)
 
 
 def _worker_pids(master_pid: int) -> list[int]:
@@ -248,7 +258,7 @@ def test_without_a_main_champion_the_registered_rules_baseline_answers_flagged(
     tracking.configure(ws.settings)
     # No main champion; train pointed the baseline's champion at the baseline it registered.
     MlflowClient().delete_registered_model_alias("pricewise", "champion")
-    server = start_server(ws, tmp_path, admin_token=None)
+    server = start_server(ws, tmp_path, admin_token=None, PRICEWISE_CONFIG_PATH=with_docs(ws, tmp_path))
     try:
         with server.client() as client:
             ready = client.get("/ready").json()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from tests.support.servers import Server
+from tests.support.servers import LISTING, Server
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +19,11 @@ def test_seller_gets_a_price_with_reasons_and_comparables_and_accepts_it(
     page = browser.new_page()
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
-    page.goto(server.base_url + "/")
+    console = _console_errors(page)
+    response = page.goto(server.base_url + "/")
+    assert response is not None
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert response.headers["x-frame-options"] == "DENY"
     assert page.title().startswith("pricewise")
     categories = page.locator("#category_name option").all_inner_texts()
     assert "Men/Shoes/Athletic" in categories
@@ -50,6 +55,7 @@ def test_seller_gets_a_price_with_reasons_and_comparables_and_accepts_it(
     page.wait_for_selector("#accepted:not([hidden])", timeout=10_000)
     request_id = page.inner_text("#model-line").rsplit("request ", 1)[1]
     page.close()
+    assert not [text for text in console if "Content Security Policy" in text], console
 
     log = server.prediction_log()
     try:
@@ -61,6 +67,43 @@ def test_seller_gets_a_price_with_reasons_and_comparables_and_accepts_it(
         log.close()
     assert [row[0] for row in rows] == [pytest.approx(high)]
     assert all(url.startswith(server.base_url) for url in requested), "the page loads nothing from elsewhere"
+
+
+def _console_errors(page: Any) -> list[str]:
+    """The page's console errors as they come (a blocked script, style or request shows up here)."""
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
+def test_the_monitoring_page_draws_its_charts_under_its_content_security_policy(
+    server: Server, browser: Any
+) -> None:
+    page = browser.new_page()
+    console = _console_errors(page)
+    page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', e => "
+        "console.error('Content Security Policy violation: ' + e.violatedDirective + ' ' + e.blockedURI));"
+    )
+    with server.client() as client:  # traffic to chart
+        assert client.post("/v1/suggestions", json=LISTING).status_code == 200
+    drawn = 0
+    for _ in range(5):  # the page's figures are recomputed every few seconds
+        response = page.goto(server.base_url + "/monitoring")
+        assert response is not None
+        page.wait_for_load_state("networkidle")
+        drawn = page.locator("canvas[data-drawn=true]").count()
+        if drawn:
+            break
+        time.sleep(2)
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    assert drawn > 0, "Chart.js ran and drew the traffic chart"
+    violations = [text for text in console if "Content Security Policy" in text]
+    page.close()
+    assert not violations, violations
 
 
 def test_a_form_without_title_shows_an_error_and_no_result(server: Server, browser: Any) -> None:

@@ -1,5 +1,5 @@
-"""Settings and config in, the FastAPI application (API, seller and monitoring pages, metrics, lifespan-managed
-model) out."""
+"""Settings and config in, the FastAPI application (API, seller and monitoring pages, metrics and docs where
+configured, security headers, lifespan-managed model) out."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from pricewise import __version__
 from pricewise.config import Config, load_config
 from pricewise.serving import limits, log_figures, monitoring_routes, outcomes_routes, routes
 from pricewise.serving.batching import LoopBatcher, MicroBatcher
+from pricewise.serving.headers import SecurityHeaders
 from pricewise.serving.middleware import BodySizeLimit, RequestTelemetry
 from pricewise.serving.model_holder import ModelHolder
 from pricewise.serving.observability import Metrics
@@ -162,6 +163,10 @@ def create_app(settings: Settings, config: Config) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=_lifespan,
+        # The interactive docs and the schema are opt-in: a public server need not describe itself.
+        docs_url="/docs" if config.serve.expose_docs else None,
+        redoc_url="/redoc" if config.serve.expose_docs else None,
+        openapi_url="/openapi.json" if config.serve.expose_docs else None,
     )
     app.state.settings = settings
     app.state.config = config
@@ -169,8 +174,13 @@ def create_app(settings: Settings, config: Config) -> FastAPI:
     app.state.models = ModelHolder(settings, config)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.state.feedback_limit = ClientRateLimit(config.serve.feedback_per_minute)
+    app.state.admin_failures = ClientRateLimit(
+        config.serve.admin_failures_per_minute, what="wrong admin tokens"
+    )
     app.include_router(routes.api)
     app.include_router(routes.ops)
+    if config.serve.expose_metrics:  # off: /metrics does not exist (404)
+        app.include_router(routes.metrics_api)
     app.include_router(routes.page)
     app.include_router(monitoring_routes.api)
     app.include_router(monitoring_routes.reports)
@@ -190,6 +200,8 @@ def create_app(settings: Settings, config: Config) -> FastAPI:
         timeout_seconds=config.serve.body_timeout_seconds,
     )
     app.add_middleware(RequestTelemetry, metrics=app.state.metrics)
+    # Outermost: the other middlewares' own answers (413, 408) get the headers too.
+    app.add_middleware(SecurityHeaders)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -1,5 +1,6 @@
-"""This worker's prediction log in; the monitoring page's time-bucketed sections out: request rate and latency
-percentiles, and accuracy against sold prices, recomputed at most every few seconds.
+"""This worker's prediction log in; the monitoring page's log sections out: request rate and latency
+percentiles, accuracy against sold prices, and the sellers' response to suggestions, recomputed at most every few
+seconds.
 
 The prediction log can hold millions of rows: request counts and latency percentiles are aggregated in the
 database, which returns one row per time bucket; the buckets need a dialect-specific epoch expression (SQLite and
@@ -29,6 +30,8 @@ from pricewise.serving.schemas import (
     AccuracyByModel,
     AccuracySection,
     MonitoringSection,
+    SellerResponseByModel,
+    SellerResponseSection,
     TrafficBucket,
     TrafficSection,
 )
@@ -177,7 +180,10 @@ def accuracy(log: PredictionLog) -> AccuracySection:
     if sold.empty:
         return AccuracySection(
             state="empty",
-            message="no sold prices reported yet: they arrive through POST /v1/feedback with sold_price",
+            message=(
+                "no sold prices yet: the marketplace sends them to POST /v1/outcomes, or the operator imports its "
+                "sales export (pricewise outcomes import)"
+            ),
         )
     span = _span(sold["created_at"].min().to_pydatetime(), sold["created_at"].max().to_pydatetime())
     shown = sold[sold["created_at"] >= pd.Timestamp(span.start)]
@@ -216,6 +222,53 @@ def accuracy(log: PredictionLog) -> AccuracySection:
     )
 
 
+def sellers(log: PredictionLog) -> SellerResponseSection:
+    """The sellers' response to the suggestions of the window: how many answered, kept the suggestion, and the
+    median chosen/suggested ratio, overall and per model version (`pricewise.monitoring.figures.seller_response`).
+
+    The window is the latest MAX_WINDOW of suggestions, as for the other sections.
+    """
+    p = log.predictions
+    with log.engine.connect() as connection:
+        first, last = connection.execute(select(func.min(p.c.created_at), func.max(p.c.created_at))).one()
+    if last is None:
+        return SellerResponseSection(state="empty", message="no suggestions logged yet")
+    span = _span(first, last)
+    choices = log.seller_choices(since=span.start)
+    suggestions = log.count_since(span.start)
+    if choices.empty:
+        return SellerResponseSection(
+            state="empty",
+            message=f"no seller has chosen a price yet for the {suggestions} suggestions logged (POST /v1/feedback)",
+            suggestions=suggestions,
+        )
+    overall = figures.seller_response(choices)
+    by_model = []
+    for version, part in choices.groupby(choices["model_version"].rename("key"), sort=True, dropna=False):
+        response = figures.seller_response(part)
+        if response.answered:
+            by_model.append(
+                SellerResponseByModel(
+                    model_version=None if pd.isna(version) else str(version),
+                    answered=response.answered,
+                    acceptance_rate=response.acceptance_rate or 0.0,
+                    median_ratio=response.median_ratio or 0.0,
+                )
+            )
+    return SellerResponseSection(
+        state="ok",
+        window_start=span.start.isoformat(),
+        window_end=span.end.isoformat(),
+        suggestions=suggestions,
+        answered=overall.answered,
+        response_rate=overall.answered / suggestions if suggestions else None,
+        acceptance_rate=overall.acceptance_rate,
+        within_range=overall.within_range,
+        median_ratio=overall.median_ratio,
+        by_model=by_model,
+    )
+
+
 class LogFigures:
     """Traffic and accuracy of one prediction log, recomputed at most every `ttl_seconds`.
 
@@ -235,10 +288,10 @@ class LogFigures:
         self.ttl_seconds = ttl_seconds
         self._lock = threading.Lock()
         self._computed_at = -math.inf
-        self._figures: tuple[TrafficSection, AccuracySection] | None = None
+        self._figures: tuple[TrafficSection, AccuracySection, SellerResponseSection] | None = None
 
-    def get(self) -> tuple[TrafficSection, AccuracySection]:
-        """The traffic and accuracy sections, fresh or at most `ttl_seconds` old."""
+    def get(self) -> tuple[TrafficSection, AccuracySection, SellerResponseSection]:
+        """The traffic, accuracy and seller-response sections, fresh or at most `ttl_seconds` old."""
         with self._lock:
             if self._figures is not None and time.monotonic() - self._computed_at < self.ttl_seconds:
                 return self._figures
@@ -252,6 +305,11 @@ class LogFigures:
                     "accuracy",
                     lambda: accuracy(self.log),
                     lambda message: AccuracySection(state="error", message=message),
+                ),
+                guarded(
+                    "seller response",
+                    lambda: sellers(self.log),
+                    lambda message: SellerResponseSection(state="error", message=message),
                 ),
             )
             if all(section.state != "error" for section in figures):

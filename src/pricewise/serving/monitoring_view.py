@@ -1,6 +1,6 @@
 """The decision tables, the registry's champion alias and this worker's log figures in; the monitoring overview
-(champion, promotions, request rate and latency, accuracy against sold prices, drift runs) and the files of
-recorded drift reports out.
+(champion, promotions, request rate and latency, accuracy against sold prices beside the estimate made without
+them, the sellers' response, drift runs) and the files of recorded drift reports out.
 
 Each section is computed on its own and carries its own state, so one failing source (an unreachable registry,
 unreadable decision tables, an empty log) leaves the others intact and the page still answers. Who is champion is
@@ -209,6 +209,9 @@ def _drift_section(
             feedback_rows=run.feedback_rows,
             rmsle=run.rmsle,
             coverage=run.coverage,
+            estimated_rmsle=run.estimated_rmsle,
+            estimated_rmsle_low=run.estimated_rmsle_low,
+            estimated_rmsle_high=run.estimated_rmsle_high,
             message=disclosure.public(run.message, settings_roots(settings)) or "",
             report_url=report_url(run.run_id) if servable_report(settings, run.report_html) else None,
         )
@@ -243,7 +246,7 @@ def overview(
     except Exception as exc:
         logger.exception("monitoring: reading the decision tables failed")
         facts = DecisionFacts("error", f"could not read the decision tables: {type(exc).__name__}")
-    traffic_section, accuracy_section = log_figures.get()
+    traffic_section, accuracy_section, sellers_section = log_figures.get()
     return MonitoringOverview(
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         champion=guarded(
@@ -260,6 +263,7 @@ def overview(
         ),
         traffic=traffic_section,
         accuracy=accuracy_section,
+        sellers=sellers_section,
         drift=guarded(
             "drift runs",
             lambda: _drift_section(facts, settings, report_url),

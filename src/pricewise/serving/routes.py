@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from pricewise.config import Config
-from pricewise.serving import bearer, limits
+from pricewise.serving import bearer, disclosure, limits, monitoring_view
 from pricewise.serving.model_holder import ModelHolder, ServedModel
 from pricewise.serving.observability import Metrics
 from pricewise.serving.schemas import (
@@ -47,6 +47,7 @@ NO_MODEL: dict[int | str, dict[str, Any]] = {503: {"description": "No model is l
 
 api = APIRouter(prefix="/v1", tags=["suggestions"])
 ops = APIRouter(tags=["operations"])
+metrics_api = APIRouter(tags=["operations"])  # mounted only with serve.expose_metrics
 admin = APIRouter(prefix="/v1/admin", tags=["admin"])
 page = APIRouter(include_in_schema=False)
 
@@ -328,15 +329,25 @@ def health() -> Health:
 
 @ops.get("/ready", response_model=Health, responses={503: {"model": Health}})
 def ready(request: Request) -> Any:
-    """Readiness: a model is loaded (503 until then)."""
+    """Readiness: a model is loaded and the prediction log can be written (503 until then, with the reason).
+
+    Every suggestion is logged before it is returned, so a server whose log cannot be written (a full or
+    read-only disk, a database that refuses writes) serves none and is not ready.
+    """
     holder = _holder(request)
     if holder.served is None:
         return JSONResponse(Health(status="not ready", detail=holder.error).model_dump(), status_code=503)
+    settings: Settings = request.app.state.settings
+    problem = _log(request).write_problem(_config(request).serve.log_min_free_mib * 1024 * 1024)
+    if problem is not None:
+        roots = monitoring_view.settings_roots(settings)
+        detail = disclosure.public(f"the prediction log cannot be written: {problem}", roots)
+        return JSONResponse(Health(status="not ready", detail=detail).model_dump(), status_code=503)
     notes = ["fallback: rules baseline" if holder.served.fallback else None, holder.refused]
     return Health(status="ready", detail="; ".join(n for n in notes if n) or None)
 
 
-@ops.get("/metrics", response_class=Response)
+@metrics_api.get("/metrics", response_class=Response)
 def metrics(request: Request) -> Response:
     """Prometheus metrics of the server (of every worker, when there are several)."""
     return Response(_metrics(request).exposition(), media_type=CONTENT_TYPE_LATEST)
@@ -348,14 +359,23 @@ def admin_token(settings: Settings) -> str | None:
 
 
 async def _require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    bearer.require(authorization, admin_token(request.app.state.settings), "wrong token")
+    bearer.require(
+        authorization,
+        admin_token(request.app.state.settings),
+        "wrong token",
+        failures=request.app.state.admin_failures,
+        client=request.client.host if request.client else "unknown",
+    )
 
 
 @admin.post(
     "/reload",
     response_model=ReloadResponse,
     dependencies=[Depends(_require_admin)],
-    responses={409: {"model": ReloadResponse, "description": "The new champion failed; the old one serves."}},
+    responses={
+        409: {"model": ReloadResponse, "description": "The new champion failed; the old one serves."},
+        429: {"description": "Too many wrong tokens from this client; retry after Retry-After seconds."},
+    },
 )
 def reload(request: Request) -> Any:
     """Load the registry's current champion now; a champion that fails to load leaves the old one serving."""

@@ -334,6 +334,33 @@ class AccuracySection(MonitoringSection):
     by_model: list[AccuracyByModel] = Field(default_factory=list)
 
 
+class SellerResponseByModel(BaseModel):
+    """Sellers' response to one model version's suggestions."""
+
+    model_version: str | None
+    answered: int
+    acceptance_rate: float
+    median_ratio: float
+
+
+class SellerResponseSection(MonitoringSection):
+    """What sellers did with the suggestions on the page: the immediate signal, before anything sells."""
+
+    window_start: str | None = None
+    window_end: str | None = None
+    suggestions: int = Field(default=0, description="Suggestions logged in the window.")
+    answered: int = Field(default=0, description="Suggestions whose seller chose a price on the page.")
+    response_rate: float | None = Field(default=None, description="answered / suggestions.")
+    acceptance_rate: float | None = Field(
+        default=None, description="Share of answered suggestions kept as suggested (within 1% or 50 cents)."
+    )
+    within_range: float | None = Field(
+        default=None, description="Share of chosen prices inside the suggested [low, high]."
+    )
+    median_ratio: float | None = Field(default=None, description="Median of chosen / suggested price.")
+    by_model: list[SellerResponseByModel] = Field(default_factory=list)
+
+
 class MonitoringRunRow(BaseModel):
     """One drift and accuracy check recorded by `pricewise monitor`."""
 
@@ -350,8 +377,18 @@ class MonitoringRunRow(BaseModel):
     prediction_drift: bool | None
     target_drift: bool | None
     feedback_rows: int | None
-    rmsle: float | None
+    rmsle: float | None = Field(description="RMSLE against the sold prices in the window (realized).")
     coverage: float | None
+    estimated_rmsle: float | None = Field(
+        default=None,
+        description="RMSLE estimated without sold prices from the champion's loss model (direct loss estimation).",
+    )
+    estimated_rmsle_low: float | None = Field(
+        default=None, description="Low end of the estimate's ~95% interval."
+    )
+    estimated_rmsle_high: float | None = Field(
+        default=None, description="High end of the estimate's ~95% interval."
+    )
     message: str
     report_url: str | None = Field(description="Where this server shows the run's Evidently report, if any.")
 
@@ -370,4 +407,5 @@ class MonitoringOverview(BaseModel):
     promotions: PromotionsSection
     traffic: TrafficSection
     accuracy: AccuracySection
+    sellers: SellerResponseSection
     drift: DriftSection

@@ -8,7 +8,8 @@ page wait for batch work. SQLite under the data directory by default; PostgreSQL
 ``promotions`` is history: who is champion now is the registry's alias, nothing else.
 
 The tables carry a schema version (`pricewise.store.schema`, component ``decisions``); version 1 is the three
-tables as they are.
+tables, version 2 adds the monitoring runs' RMSLE estimated without sold prices (three nullable columns, added in
+place; older runs keep NULL).
 
 Warehouses made before these tables moved here hold them in DuckDB. The batch commands open the store with
 `open_batch_store`, which copies those rows over once, while the store is still empty; the server opens it with
@@ -27,6 +28,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Connection,
     DateTime,
     Engine,
     Float,
@@ -37,7 +39,9 @@ from sqlalchemy import (
     Text,
     func,
     insert,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -48,7 +52,8 @@ from pricewise.store.sql import engine_for, is_unavailable, reason, redacted, sq
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+ESTIMATE_COLUMNS = ("estimated_rmsle", "estimated_rmsle_low", "estimated_rmsle_high")
 WHAT = "the decision tables"
 
 PromotionAction = Literal["first", "promote", "refuse", "rollback"]
@@ -99,6 +104,10 @@ class MonitoringRun:
     message: str
     report_html: str | None
     report_json: str | None
+    # The window's RMSLE estimated without sold prices (direct loss estimation), with a ~95% interval.
+    estimated_rmsle: float | None = None
+    estimated_rmsle_low: float | None = None
+    estimated_rmsle_high: float | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,7 @@ def _tables(metadata: MetaData) -> dict[type, Table]:
         Column("message", Text, nullable=False),
         Column("report_html", Text),
         Column("report_json", Text),
+        *(Column(name, Float) for name in ESTIMATE_COLUMNS),
     )
     retrain_decisions = Table(
         "retrain_decisions",
@@ -168,6 +178,17 @@ def _tables(metadata: MetaData) -> dict[type, Table]:
         Column("message", Text, nullable=False),
     )
     return {Promotion: promotions, MonitoringRun: monitoring_runs, RetrainDecision: retrain_decisions}
+
+
+def _add_estimate_columns(connection: Connection) -> None:
+    """Version 2: the monitoring runs' estimated RMSLE and its interval, NULL for the runs made before."""
+    inspector = inspect(connection)
+    if not inspector.has_table("monitoring_runs"):
+        return  # created whole, with the columns, right after the steps
+    present = {c["name"] for c in inspector.get_columns("monitoring_runs")}
+    for name in ESTIMATE_COLUMNS:
+        if name not in present:
+            connection.execute(text(f"ALTER TABLE monitoring_runs ADD COLUMN {name} FLOAT"))
 
 
 def default_url(settings: Settings) -> str:
@@ -204,7 +225,11 @@ class DecisionStore:
         self.metadata = MetaData()
         self._tables = _tables(self.metadata)
         try:
-            prepare(self.engine, Schema("decisions", WHAT, SCHEMA_VERSION, self.metadata), url)
+            prepare(
+                self.engine,
+                Schema("decisions", WHAT, SCHEMA_VERSION, self.metadata, steps={2: _add_estimate_columns}),
+                url,
+            )
         except BaseException:
             self.engine.dispose()
             raise

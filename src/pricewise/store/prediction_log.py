@@ -21,15 +21,21 @@ write one log; COMMIT returns once the server has flushed its WAL (the server's 
 database is down or restarting, writes raise `StoreUnavailableError` at once (the API answers 503) and the next
 write after it is back reconnects; nothing was committed for a write that raised, so nothing returned is lost.
 
+Whether a suggestion can be logged right now (`write_problem`, behind /ready): the last write failed and a probe
+write still fails, or a SQLite file's disk is read-only or has less free space than the caller asks for.
+
 The tables carry a schema version (`pricewise.store.schema`): version 1 is predictions and feedback, version 2
 adds outcomes (a new table: nothing to migrate in place).
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -48,6 +54,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -56,11 +63,22 @@ from sqlalchemy.sql import Subquery
 from pricewise.errors import PricewiseError
 from pricewise.settings import Settings
 from pricewise.store.schema import Schema, prepare
-from pricewise.store.sql import Synchronous, engine_for, is_unavailable, redacted, sqlite_url, unavailable
+from pricewise.store.sql import (
+    Synchronous,
+    engine_for,
+    is_unavailable,
+    parse_url,
+    reason,
+    redacted,
+    sqlite_url,
+    unavailable,
+)
 
 SCHEMA_VERSION = 2
 WHAT = "the prediction log"
 OUTCOME_ATTEMPTS = 3
+# What a probe writes next to a SQLite file: more than one group commit of suggestions.
+PROBE_BYTES = 64 * 1024
 
 
 def _tables(metadata: MetaData) -> tuple[Table, Table, Table]:
@@ -197,6 +215,10 @@ class PredictionLog:
             if self.engine.dialect.name == "sqlite"
             else None
         )
+        database = parse_url(url).database if self.engine.dialect.name == "sqlite" else None
+        self._directory = Path(database).parent if database and database != ":memory:" else None
+        # Why the last write of suggestions failed (database-side, without the URL), until one succeeds again.
+        self._write_failure: str | None = None
 
     def record_suggestions(self, rows: Sequence[LoggedSuggestion]) -> None:
         """Insert suggestions in one transaction and return only once it is committed (durable)."""
@@ -229,8 +251,60 @@ class PredictionLog:
                     )
         except SQLAlchemyError as exc:
             if is_unavailable(exc):
+                self._write_failure = reason(exc, self.url)
                 raise unavailable(WHAT, self.url, exc) from exc
             raise
+        self._write_failure = None
+
+    def write_problem(self, min_free_bytes: int = 0) -> str | None:
+        """Why suggestions cannot be logged right now, or None when the log looks writable (for /ready).
+
+        Cheap enough for every readiness probe: for a SQLite file, one statvfs of its directory; only after a
+        write failed, one probe (a small file written next to the SQLite file, or a round trip to the database
+        server) tells whether the cause is gone, so the log recovers without a suggestion having to succeed.
+
+        Args:
+            min_free_bytes: A SQLite file whose disk has less free space than this counts as full (0: no check).
+
+        Returns:
+            A one-line reason without paths or the URL, or None.
+        """
+        if self._directory is not None:
+            try:
+                disk = os.statvfs(self._directory)
+            except OSError as exc:
+                return f"its directory cannot be read: {exc.strerror}"
+            if disk.f_flag & os.ST_RDONLY:
+                return "its file system is read-only"
+            free = disk.f_bavail * disk.f_frsize
+            if free < min_free_bytes:
+                return f"its disk is full ({free // 1024} KiB free, {min_free_bytes // 1024} KiB needed)"
+        failure = self._write_failure
+        if failure is None:
+            return None
+        probe = self._probe_write()
+        if probe is None:
+            self._write_failure = None
+            return None
+        return f"the last write failed ({failure}) and a probe write fails ({probe})"
+
+    def _probe_write(self) -> str | None:
+        """Write something where the log writes (None when that works, else why not)."""
+        if self._directory is not None:
+            try:
+                with tempfile.TemporaryFile(dir=self._directory, prefix=".pricewise-probe-") as handle:
+                    handle.write(b"\0" * PROBE_BYTES)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            except OSError as exc:
+                return exc.strerror or type(exc).__name__
+            return None
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            return reason(exc, self.url)
+        return None
 
     def record_groups(self, groups: list[list[LoggedSuggestion]]) -> list[None]:
         """Commit the rows of several requests in one transaction (group commit: one fsync for all of them).
@@ -454,6 +528,56 @@ class PredictionLog:
         for column in ("price", "low", "high", "sold_price"):
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
         return frame
+
+    def seller_choices(self, since: datetime | None = None) -> pd.DataFrame:
+        """The price each seller chose for a suggestion on the page (their latest choice), beside the suggestion.
+
+        Args:
+            since: Only suggestions made at or after this time.
+
+        Returns:
+            Columns request_id, created_at (UTC, of the suggestion), model_version, price, low, high and
+            chosen_price; one row per suggestion that has a choice.
+        """
+        p, f = self.predictions, self.feedback
+        latest = (
+            select(func.max(f.c.id).label("id"))
+            .where(f.c.chosen_price.is_not(None))
+            .group_by(f.c.request_id)
+            .subquery("latest_choice")
+        )
+        query = (
+            select(
+                p.c.request_id,
+                p.c.created_at,
+                p.c.model_version,
+                p.c.outputs["price"].as_float().label("price"),
+                p.c.outputs["low"].as_float().label("low"),
+                p.c.outputs["high"].as_float().label("high"),
+                f.c.chosen_price,
+            )
+            .select_from(f.join(latest, latest.c.id == f.c.id).join(p, p.c.request_id == f.c.request_id))
+            .order_by(p.c.created_at, p.c.request_id)
+        )
+        if since is not None:
+            query = query.where(p.c.created_at >= since)
+        with self.engine.connect() as connection:
+            result = connection.execute(query)
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        for column in ("price", "low", "high", "chosen_price"):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+        frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+        return frame
+
+    def count_since(self, since: datetime) -> int:
+        """Number of suggestions logged at or after `since`."""
+        p = self.predictions
+        with self.engine.connect() as connection:
+            return int(
+                connection.execute(
+                    select(func.count()).select_from(p).where(p.c.created_at >= since)
+                ).scalar_one()
+            )
 
     def logged_request_ids(self) -> set[str]:
         """Every request id in the log (for audits and tests)."""

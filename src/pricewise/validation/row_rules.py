@@ -9,7 +9,7 @@ import duckdb
 
 from pricewise import split
 from pricewise.columns import TEXT_COLUMNS
-from pricewise.config import Config, ValidateConfig
+from pricewise.config import Config, RowRules, ValidateConfig
 from pricewise.errors import PricewiseError
 
 # Control characters other than tab and newlines, and U+FFFD (what a decoder leaves for bytes it could not read).
@@ -40,14 +40,60 @@ def _words(column: str) -> str:
     return f"len(regexp_split_to_array(trim({column}), '\\s+'))"
 
 
-def _semantic_rules(config: ValidateConfig) -> str:
+def _cut_short(text: str, tail: str, other: str, joined: str, space_end: str, rules: RowRules) -> str:
+    """SQL: a name or description (`text`, last word `tail`) that was cut short. Any of:
+
+    - its last word is rare in the batch and begins common words ("perfe" of "perfect") or a longer word of
+      the row's other text (`other`: "Pierc" of "piercing"), but is no whole word there: a seller's rare word
+      ("Randy", "MAG") tends to recur between name and description, a cut one does not; a plural there
+      ("goggles" for "goggle") proves nothing;
+    - it is one letter;
+    - its raw text ends in whitespace while few of the batch's texts do: the marketplace trims what sellers
+      type, so a lone trailing space is where a cut fell (many of them mean a padded batch).
+
+    `joined` names the LEFT JOINs of the row's tail: `joined`c (a cut word) and `joined`k (a known word).
+    """
+    other_words = f"regexp_extract_all(lower({other}), '\\pL+')"
+    begins_other = (
+        f"list_bool_or(list_transform({other_words}, lambda w: starts_with(w, {tail}) AND w <> {tail} "
+        f"AND w NOT IN ({tail} || 's', {tail} || 'es')))"
+    )
+    rare_tail = f"({joined}k.w IS NULL AND length({tail}) >= {rules.min_cut_word_chars})"
+    return (
+        f"(({joined}c.v IS NOT NULL OR ({rare_tail} AND {begins_other})) "
+        f"AND NOT list_contains({other_words}, {tail})) "
+        f"OR regexp_matches({text}, '^\\pL$') "
+        f"OR (t.{space_end} AND {text} <> '' AND "
+        f"(SELECT avg(CAST({space_end} AS DOUBLE)) FROM typed) <= {rules.max_cut_space_share})"
+    )
+
+
+def _semantic_rules(config: ValidateConfig, scoring: bool) -> str:
     """The rules for type-correct garbage: each value must look like what its column holds.
 
     They read the taxonomy CTEs of `checked_rows_sql`: known categories, their top levels and known brands.
+    A name or description cut short is not judged when `scoring`: the rule keeps doubtful rows out of the
+    warehouse, while a listing to score still has a price to suggest (a seller's "Bundle for Eve" reads like a
+    cut name).
     """
     rules = config.rows
     levels = rules.category_levels
     cat_form = _path_form("t.cat", levels)
+    cut_name = (
+        ""
+        if scoring
+        else f"""CASE WHEN {_cut_short("t.nm", "t.nm_tail", "t.ds", "n", "nm_space_end", rules)}
+                     THEN 'name_truncated' END,"""
+    )
+    cut_description = (
+        ""
+        if scoring
+        else f""",
+                CASE WHEN {_cut_short("t.ds", "t.ds_tail", "t.nm", "d", "ds_space_end", rules)}
+                     OR (length(t.ds) >= 2 AND t.ds <> '{DESCRIPTION_PLACEHOLDER}'
+                         AND starts_with('{DESCRIPTION_PLACEHOLDER}', t.ds))
+                     THEN 'description_truncated' END"""
+    )
     return f"""
                 CASE WHEN t.cat <> '' AND NOT {cat_form} THEN 'category_malformed' END,
                 CASE WHEN t.cat <> '' AND {cat_form} AND EXISTS (
@@ -61,6 +107,7 @@ def _semantic_rules(config: ValidateConfig) -> str:
                 CASE WHEN lower(t.nm) = lower('{DESCRIPTION_PLACEHOLDER}') THEN 'name_is_placeholder' END,
                 CASE WHEN t.nm <> '' AND ({_words("t.nm")} > {rules.max_name_words}
                      OR contains(t.nm, chr(10)) OR contains(t.nm, chr(13))) THEN 'name_looks_like_description' END,
+                {cut_name}
                 CASE WHEN t.br <> '' AND lower(t.nm) IN (SELECT lv FROM known_brands)
                      AND lower(t.br) <> lower(t.nm) AND lower(t.br) NOT IN (SELECT lv FROM known_brands)
                      THEN 'name_is_brand' END,
@@ -71,13 +118,17 @@ def _semantic_rules(config: ValidateConfig) -> str:
                 CASE WHEN t.br <> '' AND ({_words("t.br")} > {rules.max_brand_words}
                      OR contains(t.br, chr(10)) OR contains(t.br, chr(13))) THEN 'brand_looks_like_text' END,
                 CASE WHEN tb.v IS NOT NULL THEN 'brand_truncated' END,
+                -- The marketplace writes a placeholder for a missing description: an empty one next to an
+                -- unknown brand is the description moved into the brand column.
+                CASE WHEN t.br <> '' AND t.ds = '' AND lower(t.br) NOT IN (SELECT lv FROM known_brands)
+                     THEN 'brand_is_description' END,
                 CASE WHEN regexp_matches(t.ds, '{NO_WORDS}') THEN 'description_only_digits_or_punctuation' END,
-                CASE WHEN t.ds <> '' AND {_path_form("t.ds", levels)}
-                     AND split_part(t.ds, '/', 1) IN (SELECT top FROM known_tops)
-                     THEN 'description_is_category_path' END,
                 CASE WHEN t.br <> '' AND lower(t.ds) IN (SELECT lv FROM known_brands)
                      AND lower(t.br) <> lower(t.ds) AND lower(t.br) NOT IN (SELECT lv FROM known_brands)
-                     THEN 'description_is_brand' END"""
+                     THEN 'description_is_brand' END,
+                CASE WHEN t.ds <> '' AND {_path_form("t.ds", levels)}
+                     AND split_part(t.ds, '/', 1) IN (SELECT top FROM known_tops)
+                     THEN 'description_is_category_path' END{cut_description}"""
 
 
 @dataclass(frozen=True)
@@ -91,7 +142,7 @@ class RowVerdict:
     reasons: dict[str, int]  # reason code -> rejected rows giving it, most frequent first
 
 
-def checked_rows_sql(kind: str, config: ValidateConfig) -> str:
+def checked_rows_sql(kind: str, config: ValidateConfig, scoring: bool = False) -> str:
     """SQL that types each raw row of batch $batch and lists the rules it breaks (an empty list means accepted).
 
     The query takes the parameters $batch (the batch id) and $kind ('priced' or 'unpriced').
@@ -99,6 +150,8 @@ def checked_rows_sql(kind: str, config: ValidateConfig) -> str:
     Args:
         kind: priced rows are also checked for a valid price; unpriced rows are not.
         config: The row rules.
+        scoring: The rows are only to be scored (`pricewise predict`), not kept: names and descriptions cut
+            short are not judged.
 
     Returns:
         A SELECT over ``raw_listings`` with the typed columns price_num, id_num, condition_num, shipping_num and
@@ -125,6 +178,13 @@ def checked_rows_sql(kind: str, config: ValidateConfig) -> str:
                 coalesce(trim(r.category_name), '') AS cat,
                 coalesce(trim(r.brand_name), '') AS br,
                 coalesce(trim(r.item_description), '') AS ds,
+                -- The last words of name and description, for the cut-word rule. A name at (or within a word of)
+                -- the marketplace's cut may end in a word the marketplace cut: it is not judged by it.
+                CASE WHEN length(trim(r.name)) <= {rules.listed_name_chars - 4}
+                     THEN lower(regexp_extract(trim(r.name), '(\\pL+)$', 1)) END AS nm_tail,
+                lower(regexp_extract(right(trim(r.item_description), 60), '(\\pL+)$', 1)) AS ds_tail,
+                regexp_matches(right(r.name, 1), '\\s') AS nm_space_end,
+                regexp_matches(right(r.item_description, 1), '\\s') AS ds_space_end,
                 trim(r.price) AS price_text,
                 TRY_CAST(trim(r.price) AS DOUBLE) AS price_num,
                 TRY_CAST(trim(r.source_id) AS DOUBLE) AS id_num,
@@ -160,6 +220,25 @@ def checked_rows_sql(kind: str, config: ValidateConfig) -> str:
             WHERE u.cat NOT IN (SELECT v FROM known_categories)
               AND EXISTS (SELECT 1 FROM known_categories k WHERE starts_with(k.v, u.cat))
         ),
+        -- The batch's words: in how many of (up to) vocabulary_rows of its rows each occurs. A sample keeps the
+        -- count cheap on a full-size batch and its meaning the same at any size.
+        vocabulary AS (
+            SELECT w, count(*) AS n FROM (
+                SELECT unnest(list_distinct(regexp_extract_all(lower(nm || ' ' || ds), '\\pL+'))) AS w
+                FROM (SELECT nm, ds FROM typed ORDER BY hash(source_id, nm, ds) LIMIT {rules.vocabulary_rows})
+            ) GROUP BY w
+        ),
+        -- Every beginning of a common word ("perfe" of "perfect"); a rare word that only begins common ones
+        -- and ends a text is a word cut short.
+        common_word_starts AS (
+            SELECT DISTINCT left(w, i) AS p
+            FROM (SELECT w, unnest(range({rules.min_cut_word_chars}, length(w))) AS i
+                  FROM vocabulary WHERE n >= {rules.common_word_rows})
+        ),
+        cut_words AS (
+            SELECT p AS v FROM common_word_starts
+            WHERE p NOT IN (SELECT w FROM vocabulary WHERE n >= {known})
+        ),
         truncated_brands AS (
             SELECT u.br AS v FROM (SELECT DISTINCT br FROM typed WHERE br <> '') u
             WHERE u.br NOT IN (SELECT v FROM known_brand_values)
@@ -184,11 +263,15 @@ def checked_rows_sql(kind: str, config: ValidateConfig) -> str:
                 CASE WHEN length(t.brand_name) > {rules.max_brand_chars} THEN 'brand_too_long' END,
                 CASE WHEN length(t.item_description) > {rules.max_description_chars}
                      THEN 'description_too_long' END,{price_rules}
-                CASE WHEN {text_checks} THEN 'broken_encoding' END,{_semantic_rules(config)}
+                CASE WHEN {text_checks} THEN 'broken_encoding' END,{_semantic_rules(config, scoring)}
             ], lambda x: x IS NOT NULL) AS reasons
         FROM typed t
         LEFT JOIN truncated_categories tc ON tc.v = t.cat
         LEFT JOIN truncated_brands tb ON tb.v = t.br
+        LEFT JOIN cut_words nc ON nc.v = t.nm_tail
+        LEFT JOIN vocabulary nk ON nk.w = t.nm_tail AND nk.n >= {known}
+        LEFT JOIN cut_words dc ON dc.v = t.ds_tail
+        LEFT JOIN vocabulary dk ON dk.w = t.ds_tail AND dk.n >= {known}
         LEFT JOIN earlier e
             ON $kind = 'priced' AND t.id_num IS NOT NULL AND t.id_num = floor(t.id_num)
             AND e.source_id = CAST(t.id_num AS BIGINT)

@@ -47,3 +47,28 @@ def test_accuracy_by_group_matches_accuracy_of_each_group() -> None:
     assert grouped["2"].sold == 1
     assert grouped[None].sold == 0
     assert sum(a.sold for a in grouped.values()) == figures.accuracy(frame).sold
+
+
+def test_seller_response_counts_rounded_choices_as_accepted_and_measures_the_ratio() -> None:
+    choices = pd.DataFrame(
+        {
+            "price": [23.47, 100.0, 10.0, 40.0, 8.0],
+            "low": [18.0, 80.0, 8.0, 30.0, 6.0],
+            "high": [30.0, 130.0, 13.0, 55.0, 11.0],
+            # 23.00 rounds 23.47 (inside 50 cents); 100.9 is inside 1% of 100; 14 and 30 were changed;
+            # the last row has no choice and does not count.
+            "chosen_price": [23.0, 100.9, 14.0, 30.0, np.nan],
+        }
+    )
+    got = figures.seller_response(choices)
+    assert got.answered == 4
+    assert got.acceptance_rate == pytest.approx(0.5)
+    assert got.within_range == pytest.approx(0.75), "14 is above the range [8, 13]"
+    assert got.median_ratio == pytest.approx(np.median([23 / 23.47, 1.009, 1.4, 0.75]))
+
+
+def test_seller_response_without_choices_has_no_rates() -> None:
+    empty = figures.SellerResponse(0, None, None, None)
+    assert figures.seller_response(pd.DataFrame()) == empty
+    unanswered = pd.DataFrame({"price": [5.0], "low": [4.0], "high": [6.0], "chosen_price": [np.nan]})
+    assert figures.seller_response(unanswered) == empty

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +15,13 @@ from fastapi.testclient import TestClient
 
 from pricewise.config import load_config
 from pricewise.serving.app import create_app
+from pricewise.store import decisions
+from pricewise.store.decisions import MonitoringRun
 from pricewise.store.prediction_log import Outcome
 from tests.support.servers import LISTING
 from tests.support.workspaces import Workspace, clone_workspace
 
-SECTIONS = {"champion", "promotions", "traffic", "accuracy", "drift"}
+SECTIONS = {"champion", "promotions", "traffic", "accuracy", "sellers", "drift"}
 STATES = {"ok", "empty", "missing", "busy", "unsupported", "error"}
 
 
@@ -94,6 +96,77 @@ def test_overview_counts_logged_suggestions_and_scores_sold_prices(fresh_client:
     assert accuracy["coverage"] == (1.0 if sold["low"] <= 40.0 <= sold["high"] else 0.0)
     assert accuracy["stated_coverage"] == pytest.approx(sold["coverage"])
     assert [(m["model_version"], m["sold"]) for m in accuracy["by_model"]] == [("1", 1)]
+
+
+def _monitoring_run(run_id: str, created_at: datetime, **values: object) -> MonitoringRun:
+    row: dict[str, object] = {
+        "run_id": run_id,
+        "created_at": created_at,
+        "window_kind": "predictions",
+        "window_start": created_at - timedelta(hours=24),
+        "window_end": created_at,
+        "batch_id": None,
+        "model_version": "1",
+        "status": "ok",
+        "reference_rows": 100,
+        "current_rows": 40,
+        "compared_rows": 40,
+        "drift_share": 0.0,
+        "drifted_columns": [],
+        "prediction_drift": False,
+        "target_drift": None,
+        "feedback_rows": 0,
+        "rmsle": None,
+        "coverage": None,
+        "message": "no drift",
+        "report_html": None,
+        "report_json": None,
+        **values,
+    }
+    return MonitoringRun(**row)  # type: ignore[arg-type]
+
+
+@pytest.mark.contract("GET", "/v1/monitoring")
+@pytest.mark.contract("GET", "/monitoring")
+def test_estimate_beside_realized_rmsle_and_the_sellers_response_are_shown(fresh_client: TestClient) -> None:
+    suggested = [fresh_client.post("/v1/suggestions", json=LISTING).json() for _ in range(3)]
+    for suggestion, factor in zip(suggested[:2], (1.0, 1.5), strict=True):
+        chosen = round(suggestion["price"] * factor, 2)
+        feedback = fresh_client.post(
+            "/v1/feedback", json={"request_id": suggestion["request_id"], "chosen_price": chosen}
+        )
+        assert feedback.status_code == 200, feedback.text
+    now = datetime.now(UTC)
+    store = decisions.open_store(fresh_client.app.state.settings)  # type: ignore[attr-defined]
+    try:
+        store.record(_monitoring_run("older", now - timedelta(days=1), rmsle=0.61, feedback_rows=50))
+        store.record(
+            _monitoring_run(
+                "newest", now, estimated_rmsle=0.534, estimated_rmsle_low=0.489, estimated_rmsle_high=0.581
+            )
+        )
+    finally:
+        store.close()
+
+    body = overview(fresh_client)
+    sellers = body["sellers"]
+    assert sellers["state"] == "ok", sellers
+    assert (sellers["suggestions"], sellers["answered"]) == (3, 2)
+    assert sellers["acceptance_rate"] == pytest.approx(0.5), "one kept the suggestion, one asked 50% more"
+    assert sellers["median_ratio"] == pytest.approx(1.25, abs=0.01)
+    assert [(m["model_version"], m["answered"]) for m in sellers["by_model"]] == [("1", 2)]
+    runs = {run["run_id"]: run for run in body["drift"]["runs"]}
+    assert (runs["newest"]["estimated_rmsle"], runs["newest"]["rmsle"]) == (0.534, None)
+    assert (runs["newest"]["estimated_rmsle_low"], runs["newest"]["estimated_rmsle_high"]) == (0.489, 0.581)
+    assert (runs["older"]["estimated_rmsle"], runs["older"]["rmsle"]) == (None, 0.61)
+
+    html = fresh_client.get("/monitoring").text
+    assert '<strong id="estimate-rmsle">0.534</strong>' in html
+    assert '<span id="estimate-low">0.489</span>' in html
+    assert '<span id="estimate-high">0.581</span>' in html
+    assert "estimated RMSLE [95%]" in html
+    assert '<strong id="sellers-acceptance">50 %</strong>' in html
+    assert '<span id="sellers-answered">2</span>' in html
 
 
 @pytest.mark.contract("GET", "/v1/monitoring")

@@ -15,6 +15,7 @@ from pricewise.errors import PricewiseError
 from pricewise.settings import Settings
 from pricewise.store import decisions, warehouse
 from pricewise.store.decisions import DecisionStore, MonitoringRun, Promotion, RetrainDecision
+from pricewise.store.schema import VERSIONS_TABLE
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -304,3 +305,50 @@ def test_without_a_warehouse_or_old_tables_nothing_is_copied(tmp_path: Path) -> 
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     assert tables.isdisjoint({"promotions", "monitoring_runs", "retrain_decisions"})
+
+
+def test_a_version_1_store_gains_the_estimate_columns_and_keeps_its_runs(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path)
+    made = decisions.open_store(settings)
+    made.record(run_row("old", T0))
+    made.close()
+    # Bring the file back to what version 1 wrote: no estimate columns, version 1 recorded.
+    path = settings.data_dir / "decisions.db"
+    with sqlite3.connect(path) as connection:
+        for column in decisions.ESTIMATE_COLUMNS:
+            connection.execute(f"ALTER TABLE monitoring_runs DROP COLUMN {column}")
+        connection.execute(f"UPDATE {VERSIONS_TABLE} SET version = 1 WHERE component = 'decisions'")
+    with sqlite3.connect(path) as connection:
+        assert "estimated_rmsle" not in {
+            row[1] for row in connection.execute("PRAGMA table_info(monitoring_runs)")
+        }
+
+    store = decisions.open_store(settings)
+    try:
+        store.record(
+            run_row(
+                "new",
+                T0 + timedelta(hours=1),
+                estimated_rmsle=0.52,
+                estimated_rmsle_low=0.47,
+                estimated_rmsle_high=0.58,
+            )
+        )
+        runs = {run.run_id: run for run in store.monitoring_runs()}
+    finally:
+        store.close()
+    assert (runs["old"].estimated_rmsle, runs["old"].rmsle) == (None, 0.5), "the older run is kept as it was"
+    assert (
+        runs["new"].estimated_rmsle,
+        runs["new"].estimated_rmsle_low,
+        runs["new"].estimated_rmsle_high,
+    ) == (
+        0.52,
+        0.47,
+        0.58,
+    )
+    with sqlite3.connect(path) as connection:
+        version = connection.execute(
+            f"SELECT version FROM {VERSIONS_TABLE} WHERE component = 'decisions'"
+        ).fetchone()
+    assert version == (decisions.SCHEMA_VERSION,) == (2,)

@@ -24,6 +24,7 @@ ONE_RULE_BROKEN = [
     ("id_not_integer", {"train_id": "-3"}),
     ("name_empty", {"name": "   "}),
     ("name_too_long", {"name": "n" * 201}),
+    ("name_too_long", {"name": "Box included, worn over 40 times, freshly cleaned"}),  # a description
     ("condition_invalid", {"item_condition_id": 0}),
     ("condition_invalid", {"item_condition_id": 6}),
     ("condition_invalid", {"item_condition_id": "good"}),
@@ -96,6 +97,14 @@ SEMANTIC_RULE_BROKEN = [
     ("description_only_digits_or_punctuation", {"item_description": "1/2 ."}),
     ("description_is_category_path", {"item_description": "Women/Tops & Blouses/T-Shirts"}),
     ("description_is_brand", {"item_description": "Nike", "brand_name": "Blue knit scarf"}),
+    # Cut short: "gre" and "ti" are in no other row but begin "great" and "times", in every row's description.
+    ("name_truncated", {"name": "Blue knit scarf gre"}),
+    ("name_truncated", {"name": "Navel ring Pierc", "item_description": "Piercing jewelry, surgical steel"}),
+    ("name_truncated", {"name": "J"}),
+    ("description_truncated", {"item_description": "Great condition, worn 2 ti"}),
+    ("description_truncated", {"item_description": "No description y"}),
+    ("description_truncated", {"item_description": "M"}),
+    ("brand_is_description", {"brand_name": "Coach lanyard NWT", "item_description": ""}),
 ]
 
 
@@ -137,6 +146,11 @@ SEMANTIC_LOOKALIKES = [
     {"item_description": "Size 9/10, fits 8/9. Women/girls"},
     {"item_description": "Nike"},  # the brand repeated, with the brand in its column
     {"item_description": ""},
+    {"brand_name": "Nike", "item_description": ""},  # a known brand without a description
+    {"name": "Hold for Tim", "item_description": "Reserved for Tim, thanks"},  # rare, but in its description
+    {"name": "Hoop earring", "item_description": "Two hoop earrings"},  # singular of a word there
+    {"name": "Kate Spade large leather tote bag in gre"},  # cut where the marketplace cuts names (40)
+    {"name": "3T"},
 ]
 
 
@@ -195,6 +209,38 @@ def test_semantic_limits_come_from_config(
     assert rejected(batch_id) == {str(BAD_ID): ["name_looks_like_description", "brand_looks_like_text"]}
 
 
+def test_the_cut_word_rule_counts_words_as_configured(
+    ingest_rows: Callable[..., str],
+    judge: Callable[..., row_rules.RowVerdict],
+    rejected: Callable[[str], dict[str, list[str]]],
+) -> None:
+    rows = [listing_row(i) for i in range(12)]  # "great" and "times" in 12 rows
+    batch_id = ingest_rows([*rows, listing_row(BAD_ID, item_description="Great condition, worn 2 ti")])
+
+    judge(batch_id)
+    assert rejected(batch_id) == {str(BAD_ID): ["description_truncated"]}
+    judge(batch_id, Config(validate=ValidateConfig(rows=RowRules(common_word_rows=14))))
+    assert rejected(batch_id) == {}
+    judge(batch_id, Config(validate=ValidateConfig(rows=RowRules(vocabulary_rows=5))))
+    assert rejected(batch_id) == {}
+
+
+def test_a_lone_trailing_space_is_a_cut_but_a_padded_batch_is_not(
+    ingest_rows: Callable[..., str],
+    judge: Callable[..., row_rules.RowVerdict],
+    rejected: Callable[[str], dict[str, list[str]]],
+) -> None:
+    trimmed = [listing_row(i) for i in range(120)]
+    cut = ingest_rows([*trimmed, listing_row(BAD_ID + 200, name="Blue knit ", item_description="Soft and ")])
+    padded = ingest_rows([listing_row(1000 + i, name=f"Item number {i} ") for i in range(120)])
+
+    judge(cut)
+    verdict = judge(padded)
+
+    assert rejected(cut) == {str(BAD_ID + 200): ["name_truncated", "description_truncated"]}
+    assert (verdict.accepted, verdict.rejected) == (120, 0)
+
+
 def test_category_levels_must_be_ordered() -> None:
     with pytest.raises(ValueError, match="category_levels"):
         RowRules(category_levels=(4, 3))
@@ -206,7 +252,7 @@ def test_values_at_the_limits_are_accepted(
     rejected: Callable[[str], dict[str, list[str]]],
 ) -> None:
     at_limits = [
-        listing_row(10, name="n" * 200, price=5000),
+        listing_row(10, name="n" * 45, price=5000),
         listing_row(
             11, category_name="Women/Tops/" + "c" * 189, brand_name="b" * 100, item_description="d" * 5000
         ),
@@ -420,3 +466,26 @@ def test_the_sql_types_raw_text_and_lists_reasons_for_a_batch_only(
         ).fetchall()
 
     assert rows == [("2", 3.0, 1.0, 12.0, [])]  # the other batch's row is not in the result
+
+
+def test_rows_only_to_be_scored_are_not_refused_for_text_cut_short(
+    ingest_rows: Callable[..., str], settings: Settings
+) -> None:
+    bad = {100 + i: (reason, override) for i, (reason, override) in enumerate(SEMANTIC_RULE_BROKEN)}
+    batch_id = ingest_rows([*CLEAN, *(listing_row(i, **override) for i, (_, override) in bad.items())])
+
+    def reasons(scoring: bool) -> dict[str, list[str]]:
+        sql = row_rules.checked_rows_sql("priced", ValidateConfig(), scoring=scoring)
+        with warehouse.connect(settings, read_only=True) as con:
+            rows = con.execute(
+                f"SELECT source_id, reasons FROM ({sql}) WHERE len(reasons) > 0",
+                {"batch": batch_id, "kind": "priced"},
+            ).fetchall()
+        return {str(i): list(r) for i, r in rows}
+
+    cut_text = ("name_truncated", "description_truncated")
+    kept_out, scored = reasons(scoring=False), reasons(scoring=True)
+    assert {i for i, (reason, _) in bad.items() if reason in cut_text} <= {int(i) for i in kept_out}
+    # Scoring refuses the same rows for every other reason, and none for text cut short.
+    expected = {i: [r for r in found if r not in cut_text] for i, found in kept_out.items()}
+    assert scored == {i: found for i, found in expected.items() if found}
