@@ -19,6 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -177,6 +178,27 @@ def _write(frame: pd.DataFrame, output: Path) -> None:
         raise PricewiseError(f"cannot write {output}: {exc.strerror}") from exc
 
 
+def checked_batches(
+    config: Config, settings: Settings, input_path: Path
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
+    """Each file of the input loaded into a scratch warehouse as a batch of its own, its rows judged into the temp
+    table `checked`; yields the connection and the batch id, file after file (consume it whole).
+
+    Prices are not needed to score: the unpriced rules apply, as to rows that are only scored (a text that looks
+    cut short is no reason; see `row_rules.checked_rows_sql`). Batch-wide rules look at one file at a time.
+    """
+    scoring_rules = row_rules.checked_rows_sql("unpriced", config.validate_, scoring=True)
+    with open_sources([input_path], settings.scratch) as sources, warehouse.connect_scratch(settings) as con:
+        for n, source in enumerate(sources):
+            batch_id = f"p{n}"
+            ingest.load_source(con, source, batch_id, config, n)
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE checked AS {scoring_rules}",
+                {"batch": batch_id, "kind": "unpriced"},
+            )
+            yield con, batch_id
+
+
 def run(
     config: Config,
     settings: Settings,
@@ -218,31 +240,22 @@ def run(
     model_version = describe_version(uri)
     suggester = load_suggester(uri)
     parts: list[pd.DataFrame] = []
-    # Prices are not needed to score: the unpriced rules, as for rows to score (cut text is no reason).
-    scoring_rules = row_rules.checked_rows_sql("unpriced", config.validate_, scoring=True)
-    with open_sources([input_path], settings.scratch) as sources, warehouse.connect_scratch(settings) as con:
-        for n, source in enumerate(sources):
-            batch_id = f"p{n}"
-            ingest.load_source(con, source, batch_id, config, n)
+    for con, batch_id in checked_batches(config, settings, input_path):
+        accepted = con.execute("SELECT count(*) FROM checked WHERE len(reasons) = 0").fetchone()
+        n_accepted = int(accepted[0]) if accepted else 0
+        reader = con.execute(SCORABLE_ROWS_SQL).to_arrow_reader(config.predict.chunk_rows)
+        assert reader is not None  # a SELECT always yields a result
+        # Starting worker processes costs seconds; only inputs of several chunks repay it.
+        workers = config.predict.workers if n_accepted > 2 * config.predict.chunk_rows else 1
+        parts.extend(
+            score_chunks(suggester, (chunk.to_pandas() for chunk in reader), workers, settings.scratch)
+        )
+        parts.append(
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE checked AS {scoring_rules}",
-                {"batch": batch_id, "kind": "unpriced"},
-            )
-            accepted = con.execute("SELECT count(*) FROM checked WHERE len(reasons) = 0").fetchone()
-            n_accepted = int(accepted[0]) if accepted else 0
-            reader = con.execute(SCORABLE_ROWS_SQL).to_arrow_reader(config.predict.chunk_rows)
-            assert reader is not None  # a SELECT always yields a result
-            # Starting worker processes costs seconds; only inputs of several chunks repay it.
-            workers = config.predict.workers if n_accepted > 2 * config.predict.chunk_rows else 1
-            parts.extend(
-                score_chunks(suggester, (chunk.to_pandas() for chunk in reader), workers, settings.scratch)
-            )
-            parts.append(
-                con.execute(
-                    UNSCORED_ROWS_SQL,
-                    {"batch": batch_id},
-                ).df()
-            )
+                UNSCORED_ROWS_SQL,
+                {"batch": batch_id},
+            ).df()
+        )
     result = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(OUTPUT_COLUMNS))
     result["model_version"] = model_version
     result = result.reindex(columns=list(OUTPUT_COLUMNS))

@@ -1,4 +1,4 @@
-"""Fixtures for the integration tests: the session's shared server and headless Chromium."""
+"""Fixtures for the integration tests: the session's shared server, headless Chromium and a local Spark."""
 
 from __future__ import annotations
 
@@ -34,3 +34,21 @@ def browser() -> Iterator[Any]:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A local[2] session the spark engine finds running (and so leaves running), shared by the session's spark
+    tests (a JVM start costs seconds); stopped at the end."""
+    from pricewise.engines import spark_session
+    from pricewise.settings import Settings
+
+    if spark_session.java_executable() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("no Java runtime in CI: the spark engine's tests need Java 17")
+        pytest.skip("no Java runtime (apt-get install openjdk-17-jre-headless)")
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    settings = Settings(data_dir=tmp_path_factory.mktemp("spark"), spark_master="local[2]")
+    session = spark_session.start(settings, "pricewise-tests")
+    yield session
+    session.stop()

@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from pricewise.settings import Settings
 from pricewise.store import decisions, warehouse
+from tests.support.logged import monitoring_run
 from tests.support.servers import Server, start_server
 from tests.support.workspaces import TRAIN_SAMPLE, Workspace
 
@@ -78,33 +79,19 @@ def insert_run(
     settings: Settings, run_id: str, created_at: datetime, report: Path | None, **values: Any
 ) -> None:
     """One monitoring run, recorded in the decision tables as `pricewise monitor` records it."""
-    row: dict[str, Any] = {
-        "run_id": run_id,
-        "created_at": created_at,
-        "window_kind": "predictions",
-        "window_start": created_at - timedelta(hours=24),
-        "window_end": created_at,
-        "batch_id": None,
-        "model_version": "1",
-        "status": "ok",
+    figures: dict[str, Any] = {
         "reference_rows": 6400,
         "current_rows": 23,
         "compared_rows": 23,
-        "drift_share": 0.0,
-        "drifted_columns": [],
-        "prediction_drift": False,
         "target_drift": False,
         "feedback_rows": SOLD,
         "rmsle": 0.5,
         "coverage": 0.75,
-        "message": "no drift",
         "report_html": None if report is None else str(report),
-        "report_json": None,
-        **values,
     }
     store = decisions.open_store(settings)
     try:
-        store.record(decisions.MonitoringRun(**row))
+        store.record(monitoring_run(run_id, created_at, **{**figures, **values}))
     finally:
         store.close()
 
@@ -396,9 +383,10 @@ def test_without_runs_with_a_locked_or_missing_warehouse_or_unreadable_decisions
         assert body["traffic"]["state"] == "empty"
         assert body["traffic"]["buckets"] == []
         assert body["accuracy"]["state"] == "empty"
+        assert body["sellers"]["state"] == "empty"
         assert body["champion"]["state"] == "ok"
         assert empty_page.status_code == 200
-        for message in ("no monitoring runs yet", "no suggestions logged yet", "no sold prices reported yet"):
+        for message in ("no monitoring runs yet", "no suggestions logged yet", "no sold prices yet"):
             assert message in empty_page.text
 
         page = browser.new_page()

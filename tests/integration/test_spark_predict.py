@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,27 +24,12 @@ import pytest
 
 from pricewise import predict
 from pricewise.config import load_config
-from pricewise.engines import spark_predict, spark_session
-from pricewise.settings import Settings
+from pricewise.engines import spark_predict
 from tests.support.workspaces import TEST_SAMPLE, TRAIN_SAMPLE, Workspace
 
 pytestmark = pytest.mark.integration
 
 MODEL_VERSION = "pricewise/1"
-
-
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A local[2] session the spark engine finds running (and so leaves running); stopped after the module."""
-    if spark_session.java_executable() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("no Java runtime in CI: the spark engine's tests need Java 17")
-        pytest.skip("no Java runtime (apt-get install openjdk-17-jre-headless)")
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    settings = Settings(data_dir=tmp_path_factory.mktemp("spark"), spark_master="local[2]")
-    session = spark_session.start(settings, "pricewise-tests")
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ from mlflow import MlflowClient
 
 from pricewise import train, tune
 from pricewise.config import load_config
-from pricewise.engines import spark_session
 from pricewise.errors import PricewiseError
 from pricewise.settings import Settings
 from tests.support.workspaces import Workspace, clone_workspace, light_config_text
@@ -28,20 +26,6 @@ SPACE = {
     "ridge_alpha": {"kind": "loguniform", "low": 0.5, "high": 20.0},
     "mlp.hidden": {"kind": "choice", "options": [128, 256]},
 }
-
-
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A local[2] session the searches find running (and so leave running); stopped after the module."""
-    if spark_session.java_executable() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("no Java runtime in CI: the spark engine's tests need Java 17")
-        pytest.skip("no Java runtime (apt-get install openjdk-17-jre-headless)")
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    settings = Settings(data_dir=tmp_path_factory.mktemp("spark"), spark_master="local[2]")
-    session = spark_session.start(settings, "pricewise-tests")
-    yield session
-    session.stop()
 
 
 def local_master(settings: Settings) -> Settings:

@@ -1,13 +1,16 @@
-"""Small listing tables in; a validated warehouse of them and a prediction log with suggestions and sold prices
-out, for the monitoring, harvest and retraining tests that need real stores but no trained model."""
+"""Small listing tables in; a validated warehouse of them, a prediction log with suggestions and sold prices, and
+monitoring runs as `pricewise monitor` records them, out, for the monitoring, harvest and retraining tests that
+need real stores but no trained model."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from pricewise.columns import FEATURE_COLUMNS, PRICED_COLUMNS
 from pricewise.settings import Settings
+from pricewise.store.decisions import MonitoringRun
 from pricewise.store.prediction_log import LoggedSuggestion, Outcome, PredictionLog, default_url
 from tests.support.workspaces import Workspace, light_config_text, listing_row, write_table
 
@@ -67,3 +70,32 @@ def log_suggestions(
     finally:
         log.close()
     return [f"req-{i}" for i in ids]
+
+
+def monitoring_run(run_id: str, created_at: datetime, **values: object) -> MonitoringRun:
+    """A calm monitoring run over the 24 hours before `created_at` (no drift, no sold prices); `values` override."""
+    row: dict[str, object] = {
+        "run_id": run_id,
+        "created_at": created_at,
+        "window_kind": "predictions",
+        "window_start": created_at - timedelta(hours=24),
+        "window_end": created_at,
+        "batch_id": None,
+        "model_version": "1",
+        "status": "ok",
+        "reference_rows": 100,
+        "current_rows": 40,
+        "compared_rows": 40,
+        "drift_share": 0.0,
+        "drifted_columns": [],
+        "prediction_drift": False,
+        "target_drift": None,
+        "feedback_rows": 0,
+        "rmsle": None,
+        "coverage": None,
+        "message": "no drift",
+        "report_html": None,
+        "report_json": None,
+        **values,
+    }
+    return MonitoringRun(**row)  # type: ignore[arg-type]

@@ -27,16 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from pricewise import ingest, predict
+from pricewise import predict
 from pricewise.config import Config
 from pricewise.engines import spark_session
 from pricewise.errors import PricewiseError
-from pricewise.inputs.listing_files import open_sources
 from pricewise.models.suggester import PriceSuggester
 from pricewise.settings import Settings
 from pricewise.store import tracking, warehouse
 from pricewise.store.registry import CHAMPION, load_suggester
-from pricewise.validation import row_rules
 
 if TYPE_CHECKING:
     from pyspark import Accumulator, Broadcast
@@ -116,27 +114,18 @@ def stage(config: Config, settings: Settings, input_path: Path, staging: Path) -
     for folder in folders.values():
         folder.mkdir(parents=True)
     counts = {"scorable": 0, "unscored": 0}
-    # Prices are not needed to score: the unpriced rules, as for rows to score (cut text is no reason).
-    scoring_rules = row_rules.checked_rows_sql("unpriced", config.validate_, scoring=True)
-    with open_sources([input_path], settings.scratch) as sources, warehouse.connect_scratch(settings) as con:
-        for n, source in enumerate(sources):
-            batch_id = f"p{n}"
-            ingest.load_source(con, source, batch_id, config, n)
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE checked AS {scoring_rules}",
-                {"batch": batch_id, "kind": "unpriced"},
-            )
-            for name, sql, params in (
-                ("scorable", predict.SCORABLE_ROWS_SQL, {}),
-                ("unscored", predict.UNSCORED_ROWS_SQL, {"batch": batch_id}),
-            ):
-                target = warehouse.sql_literal(str(folders[name] / f"batch-{n}.parquet"))
-                written = con.execute(
-                    f"COPY ({sql}) TO {target} (FORMAT parquet, ROW_GROUP_SIZE {STAGE_ROW_GROUP})", params
-                ).fetchone()
-                counts[name] += int(written[0]) if written else 0
-            # Each file is its own batch, as in the local engine: batch-wide rules look at that file only.
-            con.execute("DELETE FROM raw_listings; DELETE FROM parse_rejects; DROP TABLE checked")
+    for n, (con, batch_id) in enumerate(predict.checked_batches(config, settings, input_path)):
+        for name, sql, params in (
+            ("scorable", predict.SCORABLE_ROWS_SQL, {}),
+            ("unscored", predict.UNSCORED_ROWS_SQL, {"batch": batch_id}),
+        ):
+            target = warehouse.sql_literal(str(folders[name] / f"batch-{n}.parquet"))
+            written = con.execute(
+                f"COPY ({sql}) TO {target} (FORMAT parquet, ROW_GROUP_SIZE {STAGE_ROW_GROUP})", params
+            ).fetchone()
+            counts[name] += int(written[0]) if written else 0
+        # Staged: the scratch warehouse need not hold every file's rows at once.
+        con.execute("DELETE FROM raw_listings; DELETE FROM parse_rejects; DROP TABLE checked")
     return counts["scorable"], counts["unscored"]
 
 

@@ -458,13 +458,7 @@ class PredictionLog:
         sold = self.latest_sold_prices()
         query = (
             select(
-                p.c.request_id,
-                p.c.created_at,
-                p.c.model_version,
-                *([p.c.inputs] if with_inputs else []),
-                p.c.outputs["price"].as_float().label("price"),
-                p.c.outputs["low"].as_float().label("low"),
-                p.c.outputs["high"].as_float().label("high"),
+                *self._suggested(*([p.c.inputs] if with_inputs else [])),
                 p.c.outputs["coverage"].as_float().label("stated_coverage"),
                 sold.c.sold_price,
                 sold.c.source.label("label_source"),
@@ -529,6 +523,20 @@ class PredictionLog:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
         return frame
 
+    def _suggested(self, *extra: Any) -> list[Any]:
+        """The columns of a logged suggestion every read returns: request_id, created_at, model_version, then
+        `extra`, then the suggested price, low and high."""
+        p = self.predictions
+        return [
+            p.c.request_id,
+            p.c.created_at,
+            p.c.model_version,
+            *extra,
+            p.c.outputs["price"].as_float().label("price"),
+            p.c.outputs["low"].as_float().label("low"),
+            p.c.outputs["high"].as_float().label("high"),
+        ]
+
     def seller_choices(self, since: datetime | None = None) -> pd.DataFrame:
         """The price each seller chose for a suggestion on the page (their latest choice), beside the suggestion.
 
@@ -547,15 +555,7 @@ class PredictionLog:
             .subquery("latest_choice")
         )
         query = (
-            select(
-                p.c.request_id,
-                p.c.created_at,
-                p.c.model_version,
-                p.c.outputs["price"].as_float().label("price"),
-                p.c.outputs["low"].as_float().label("low"),
-                p.c.outputs["high"].as_float().label("high"),
-                f.c.chosen_price,
-            )
+            select(*self._suggested(), f.c.chosen_price)
             .select_from(f.join(latest, latest.c.id == f.c.id).join(p, p.c.request_id == f.c.request_id))
             .order_by(p.c.created_at, p.c.request_id)
         )

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from pricewise.config import load_config
 from pricewise.serving.app import create_app
 from pricewise.store import decisions
-from pricewise.store.decisions import MonitoringRun
 from pricewise.store.prediction_log import Outcome
+from tests.support.logged import monitoring_run
 from tests.support.servers import LISTING
 from tests.support.workspaces import Workspace, clone_workspace
 
@@ -98,34 +98,6 @@ def test_overview_counts_logged_suggestions_and_scores_sold_prices(fresh_client:
     assert [(m["model_version"], m["sold"]) for m in accuracy["by_model"]] == [("1", 1)]
 
 
-def _monitoring_run(run_id: str, created_at: datetime, **values: object) -> MonitoringRun:
-    row: dict[str, object] = {
-        "run_id": run_id,
-        "created_at": created_at,
-        "window_kind": "predictions",
-        "window_start": created_at - timedelta(hours=24),
-        "window_end": created_at,
-        "batch_id": None,
-        "model_version": "1",
-        "status": "ok",
-        "reference_rows": 100,
-        "current_rows": 40,
-        "compared_rows": 40,
-        "drift_share": 0.0,
-        "drifted_columns": [],
-        "prediction_drift": False,
-        "target_drift": None,
-        "feedback_rows": 0,
-        "rmsle": None,
-        "coverage": None,
-        "message": "no drift",
-        "report_html": None,
-        "report_json": None,
-        **values,
-    }
-    return MonitoringRun(**row)  # type: ignore[arg-type]
-
-
 @pytest.mark.contract("GET", "/v1/monitoring")
 @pytest.mark.contract("GET", "/monitoring")
 def test_estimate_beside_realized_rmsle_and_the_sellers_response_are_shown(fresh_client: TestClient) -> None:
@@ -139,9 +111,9 @@ def test_estimate_beside_realized_rmsle_and_the_sellers_response_are_shown(fresh
     now = datetime.now(UTC)
     store = decisions.open_store(fresh_client.app.state.settings)  # type: ignore[attr-defined]
     try:
-        store.record(_monitoring_run("older", now - timedelta(days=1), rmsle=0.61, feedback_rows=50))
+        store.record(monitoring_run("older", now - timedelta(days=1), rmsle=0.61, feedback_rows=50))
         store.record(
-            _monitoring_run(
+            monitoring_run(
                 "newest", now, estimated_rmsle=0.534, estimated_rmsle_low=0.489, estimated_rmsle_high=0.581
             )
         )

@@ -16,6 +16,7 @@ from pricewise.settings import Settings
 from pricewise.store import decisions, warehouse
 from pricewise.store.decisions import DecisionStore, MonitoringRun, Promotion, RetrainDecision
 from pricewise.store.schema import VERSIONS_TABLE
+from tests.support.logged import monitoring_run
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -47,31 +48,15 @@ def settings_in(tmp_path: Path) -> Settings:
 
 
 def run_row(run_id: str, created_at: datetime, status: str = "ok", **values: object) -> MonitoringRun:
-    row: dict[str, object] = {
-        "run_id": run_id,
-        "created_at": created_at,
-        "window_kind": "predictions",
-        "window_start": created_at - timedelta(hours=24),
-        "window_end": created_at,
-        "batch_id": None,
-        "model_version": "1",
-        "status": status,
-        "reference_rows": 100,
-        "current_rows": 40,
-        "compared_rows": 40,
+    figures: dict[str, object] = {
         "drift_share": 0.25,
         "drifted_columns": ["name_chars"],
-        "prediction_drift": False,
-        "target_drift": None,
         "feedback_rows": 12,
         "rmsle": 0.5,
         "coverage": 0.8,
         "message": "one column drifted",
-        "report_html": None,
-        "report_json": None,
-        **values,
     }
-    return MonitoringRun(**row)  # type: ignore[arg-type]
+    return monitoring_run(run_id, created_at, status=status, **{**figures, **values})
 
 
 def promotion(decided_at: datetime, action: str = "first", after: str | None = "1") -> Promotion:
