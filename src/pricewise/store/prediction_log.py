@@ -490,20 +490,16 @@ class PredictionLog:
         p = self.predictions
         sold = self.latest_sold_prices()
         query = select(
-            p.c.request_id,
-            p.c.created_at,
-            p.c.model_version,
-            p.c.inputs["name"].as_string().label("name"),
-            p.c.inputs["brand_name"].as_string().label("brand_name"),
-            p.c.inputs["category_name"].as_string().label("category_name"),
-            p.c.inputs["item_condition_id"].as_integer().label("item_condition_id"),
-            p.c.inputs["shipping"].as_integer().label("shipping"),
-            func.coalesce(func.length(p.c.inputs["item_description"].as_string()), 0).label(
-                "description_chars"
+            *self._suggested(
+                p.c.inputs["name"].as_string().label("name"),
+                p.c.inputs["brand_name"].as_string().label("brand_name"),
+                p.c.inputs["category_name"].as_string().label("category_name"),
+                p.c.inputs["item_condition_id"].as_integer().label("item_condition_id"),
+                p.c.inputs["shipping"].as_integer().label("shipping"),
+                func.coalesce(func.length(p.c.inputs["item_description"].as_string()), 0).label(
+                    "description_chars"
+                ),
             ),
-            p.c.outputs["price"].as_float().label("price"),
-            p.c.outputs["low"].as_float().label("low"),
-            p.c.outputs["high"].as_float().label("high"),
             sold.c.sold_price,
         ).select_from(p.outerjoin(sold, sold.c.request_id == p.c.request_id))
         if start is not None:
