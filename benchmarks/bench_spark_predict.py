@@ -1,8 +1,10 @@
 """N scaled unpriced listings as a Parquet dataset in; rows/s, driver peak memory and where the time goes for
 `pricewise predict` on the local engine and on Spark local[2], in the same run, out.
 
-Builds a light champion first (the shared sample ingested, validated, trained with the Ridge-only main model and
-promoted: seconds), writes the scaled input once with make_scaled_data.py (a folder of Parquet files), then runs
+Builds a champion first (the shared sample ingested, validated, trained and promoted). By default it is the
+model a catalogue-sized training set gets from the shipped config: the embedding component is left out above
+embedding.max_train_rows, so Ridge and the two sparse MLPs (`--model full-size`); `--model ridge` keeps the Ridge
+alone, for a quick run. Then it writes the scaled input once with make_scaled_data.py (a folder of Parquet files), then runs
 the real CLI twice on it: `--engine local` to one Parquet file and `--engine spark` (PRICEWISE_SPARK_MASTER,
 default local[2]) to a folder of part files. Peak memory is the RSS high-water of each command's process tree
 (the driver, its DuckDB, Spark's JVM and Python workers), sampled by run_step. The phases come from the
@@ -24,7 +26,11 @@ from bench_ingest_validate import StepResult, run_step
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared" / "data" / "mercari" / "mercari_train_8k.tsv.gz"
-LIGHT_PARAMS = "  params: {n_mlp: 0, n_binary_mlp: 0, lgbm_rounds: 0, embedding.enabled: false}\n"
+# What the shipped params become: above embedding.max_train_rows training listings the embedding is left out.
+MODELS = {
+    "full-size": {"embedding.enabled": "false"},
+    "ridge": {"n_mlp": "0", "n_binary_mlp": "0", "lgbm_rounds": "0", "embedding.enabled": "false"},
+}
 PHASES = {
     "rules": re.compile(r"row rules: .* in ([\d.]+) s"),
     "to_score": re.compile(r"row rules: (\d+) rows to score"),
@@ -32,6 +38,16 @@ PHASES = {
     "scoring_task_s": re.compile(r"scoring took ([\d.]+) task-seconds"),
     "commit": re.compile(r"manifest and commit in ([\d.]+) s"),
 }
+
+
+def with_params(shipped: str, overrides: dict[str, str]) -> str:
+    """The shipped config with some main-model params set (a key not in the config is an error)."""
+    for key, value in overrides.items():
+        pattern = rf"(\n    {re.escape(key)}: )\S+"
+        if not re.search(pattern, shipped):
+            raise SystemExit(f"configs/pricewise.yaml has no train param {key}")
+        shipped = re.sub(pattern, rf"\g<1>{value}", shipped)
+    return shipped
 
 
 def ensure_dataset(folder: Path, rows: int, rows_per_file: int) -> Path:
@@ -87,6 +103,9 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=None, help="input folder; default by --rows under /tmp")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument(
+        "--model", choices=sorted(MODELS), default="full-size", help="the champion to score with"
+    )
     args = parser.parse_args()
 
     data = ensure_dataset(args.data or tmp / f"catalogue_{args.rows}", args.rows, args.rows_per_file)
@@ -95,7 +114,7 @@ def main() -> int:
     logs.mkdir(parents=True, exist_ok=True)
     config = workdir / "light.yaml"
     shipped = (REPO / "configs" / "pricewise.yaml").read_text()
-    config.write_text(re.sub(r"  params:\n(    .*\n)+", LIGHT_PARAMS, shipped))
+    config.write_text(with_params(shipped, MODELS[args.model]))
     env = {
         **os.environ,
         "PRICEWISE_DATA_DIR": str(workdir / "data"),
@@ -115,7 +134,8 @@ def main() -> int:
             print(done.stderr[-3000:])
             return 1
     print(
-        f"{args.rows:,} listings in {data} ({len(list(data.glob('*.parquet')))} files); master {args.master}"
+        f"{args.rows:,} listings in {data} ({len(list(data.glob('*.parquet')))} files); master {args.master}; "
+        f"model {args.model} ({', '.join(f'{k}={v}' for k, v in MODELS[args.model].items())})"
     )
     results = {}
     for engine, output in (("local", workdir / "local.parquet"), ("spark", workdir / "spark.parquet")):

@@ -17,7 +17,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from pricewise import logs
+from pricewise import logs, progress
 from pricewise.config import Config, load_config
 from pricewise.errors import PricewiseError
 from pricewise.settings import Settings, get_settings
@@ -91,6 +91,7 @@ def main(
 ) -> None:
     """Configure logging, read settings and find the stage parameters."""
     logs.configure(verbose)
+    progress.quiet_libraries()
     settings = guarded(get_settings)
     config_path: Path | None = config if config is not None else settings.config_path
     if config is None and not settings.config_path.exists():
@@ -111,12 +112,16 @@ def ingest_command(
     paths: Annotated[
         list[Path], typer.Argument(help="Files (.tsv .csv .gz .zip .7z .parquet) or directories of them.")
     ],
+    mapping: Annotated[
+        str | None,
+        typer.Option(help="Another marketplace's mapping: a name in configs/sources/ or a YAML file's path."),
+    ] = None,
 ) -> None:
     """Load listing files into the warehouse as batches, with lineage; content already there is skipped."""
     from pricewise import ingest  # noqa: PLC0415 - see module docstring
 
     c = _context(ctx)
-    result = guarded(lambda: ingest.run(c.config(), c.settings, paths))
+    result = guarded(lambda: ingest.run(c.config(), c.settings, paths, mapping))
     for b in result.batches:
         if b.already_ingested:
             typer.echo(f"{b.source_name}: already ingested as batch {b.batch_id}, nothing to do")
@@ -242,7 +247,10 @@ def train_command(ctx: typer.Context) -> None:
     for m in (result.baseline, result.main):
         figures = ", ".join(f"{k} {v:.4f}" for k, v in m.metrics.items())
         typer.echo(f"{m.kind}: {m.registered_model} v{m.version}: {figures}")
-    typer.echo(f"challenger: {result.main.registered_model} v{result.main.version}; next: pricewise promote")
+    typer.echo(
+        f"challenger: {result.main.registered_model} v{result.main.version}; "
+        "next: pricewise evaluate, then pricewise promote"
+    )
 
 
 @app.command("tune")
@@ -314,12 +322,16 @@ def predict_command(
     engine: Annotated[
         str, typer.Option(help="local, or spark (PRICEWISE_SPARK_MASTER; writes a folder of part files).")
     ] = "local",
+    mapping: Annotated[
+        str | None,
+        typer.Option(help="Another marketplace's mapping: a name in configs/sources/ or a YAML file's path."),
+    ] = None,
 ) -> None:
     """Score a file of listings: id, price, low, high, model version; rejected rows get their reasons."""
     from pricewise import predict  # noqa: PLC0415 - see module docstring
 
     c = _context(ctx)
-    result = guarded(lambda: predict.run(c.config(), c.settings, input_path, output, model, engine))
+    result = guarded(lambda: predict.run(c.config(), c.settings, input_path, output, model, engine, mapping))
     typer.echo(
         f"{result.scored} scored, {result.rejected} rejected with {result.model_version} "
         f"in {result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s): {result.output}"
@@ -417,5 +429,5 @@ def serve_command(ctx: typer.Context) -> None:
     from pricewise.serving import server  # noqa: PLC0415 - see module docstring
 
     c = _context(ctx)
-    typer.echo(f"serving on http://{c.settings.serve_host}:{c.settings.serve_port}")
-    guarded(lambda: server.run(c.settings, c.config_path))
+    # Said once /ready answers: the workers load the model before they listen.
+    guarded(lambda: server.run(c.settings, c.config_path, on_ready=typer.echo))

@@ -275,7 +275,8 @@ class PredictConfig(StrictModel):
 class ServeConfig(StrictModel):
     """The suggestion API and seller page (serving/ owns how these are used)."""
 
-    max_batch: int = Field(default=100, ge=1, description="Most listings in one batch request.")
+    # The ceilings are the request models' hard limits (serving/schemas.py): a limit above them could never apply.
+    max_batch: int = Field(default=100, ge=1, le=1_000, description="Most listings in one batch request.")
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     max_header_bytes: int = Field(
         default=32_768, ge=1024, description="Largest request head (request line and headers); more gets 431."
@@ -293,8 +294,8 @@ class ServeConfig(StrictModel):
         gt=0,
         description="A request body must arrive within this long of its headers (else 408).",
     )
-    max_name_chars: int = Field(default=200, ge=1)
-    max_description_chars: int = Field(default=5000, ge=1)
+    max_name_chars: int = Field(default=200, ge=1, le=1_000)
+    max_description_chars: int = Field(default=5000, ge=1, le=100_000)
     reload_poll_seconds: float = Field(
         default=30.0, ge=0.0, description="0 turns polling for a new champion off."
     )

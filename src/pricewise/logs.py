@@ -4,6 +4,7 @@ shows a URI goes through."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -60,3 +61,20 @@ def configure(verbose: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def writes_json() -> bool:
+    """True when a handler of the root logger writes JSON lines (the server's ECS lines, or a host application's
+    own), whatever its formatter's class: a sample record is formatted by each handler and parsed.
+
+    A progress display drawn between JSON lines would break every reader of them, so it shows only without.
+    """
+    sample = logging.LogRecord("pricewise", logging.INFO, __file__, 0, "sample", None, None)
+    for handler in logging.getLogger().handlers:
+        try:
+            parsed = json.loads(handler.format(sample))
+        except ValueError:
+            continue
+        if isinstance(parsed, dict):
+            return True
+    return False

@@ -33,11 +33,15 @@ from pricewise.errors import PricewiseError
 from pricewise.models.suggester import PriceSuggester
 from pricewise.monitoring import drift, figures, loss_estimate
 from pricewise.monitoring.windows import ComparedWindow, champion, load_reference, load_window
+from pricewise.progress import Progress
 from pricewise.settings import Settings
 from pricewise.store import decisions, registry
 from pricewise.store.decisions import MonitorStatus
 
 logger = logging.getLogger(__name__)
+
+# A run's steps, in order, for its progress lines.
+STEPS = ("load", "accuracy", "drift", "report")
 
 
 @dataclass(frozen=True)
@@ -224,6 +228,8 @@ def _compare(
 ) -> MonitorResult:
     cfg = config.monitor
     directory = _reports_dir(settings, run_id)
+    progress = Progress("monitor", total=len(STEPS), unit="steps")
+    progress.step(STEPS[0], done=0)
     best = champion(config, settings)
     reference, reference_rows = load_reference(config, settings, best)
     if reference_rows == 0:
@@ -245,11 +251,13 @@ def _compare(
             report_json=str(summary_path),
         )
         _write_atomic(summary_path, json.dumps({"run": empty.summary()}, indent=2, default=str))
+        progress.finish("nothing to compare, done")
         return empty
 
     suggester = registry.load_suggester(f"models:/{best.name}/{best.version}") if best else None
     sample = _sample(current, cfg.max_rows, cfg.seed)
     judged = current
+    progress.step(STEPS[1], done=1)
     if window.kind == "batch" and suggester is not None:
         scored = _score(suggester, sample)
         sample[["price", "low", "high"]] = scored[["price", "low", "high"]].to_numpy()
@@ -257,6 +265,7 @@ def _compare(
     accuracy = figures.accuracy(judged)
     estimate = estimate_rmsle(load_loss_model(best.run_id) if best else None, judged)
 
+    progress.step(STEPS[2], done=2)
     # The vocabulary comes from one half of the reference and the reference side is the other half, so the
     # reference's vocabulary share is measured out of sample, as the window's is.
     vocabulary_half, reference = reference.iloc[0::2], reference.iloc[1::2].reset_index(drop=True)
@@ -323,10 +332,12 @@ def _compare(
         report_html=str(html_path),
         report_json=str(json_path),
     )
+    progress.step(STEPS[3], done=3)
     partial = html_path.with_name("report.html.partial")
     report.snapshot.save_html(str(partial))
     partial.replace(html_path)
     _write_atomic(
         json_path, json.dumps({"run": result.summary(), "evidently": report.json}, indent=1, default=str)
     )
+    progress.finish()
     return result

@@ -1,7 +1,9 @@
 """A listings file (any format ingest takes) and a registered model in; a scored file out.
 
 Each output row has the listing id, price, low, high and the model version; rows that fail the row rules get no
-price and their reasons instead. The output appears whole or not at all (written aside, then renamed).
+price and their reasons instead. A row scored with its brand or description blanked (broken text) has a price and
+the flag saying so in the same reasons column: a row is refused when it has no price. The output appears whole or
+not at all (written aside, then renamed).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from pricewise import ingest
 from pricewise.columns import FEATURE_COLUMNS
 from pricewise.config import Config
 from pricewise.errors import PricewiseError
-from pricewise.inputs.listing_files import open_sources
+from pricewise.inputs.listing_files import TableSource, open_sources
+from pricewise.inputs.source_mapping import LoadedMapping
 from pricewise.models.suggester import PriceSuggester
 from pricewise.settings import Settings
 from pricewise.store import tracking, warehouse
@@ -40,12 +43,13 @@ logger = logging.getLogger(__name__)
 OUTPUT_COLUMNS = ("id", "price", "low", "high", "model_version", "reasons")
 OUTPUT_FORMATS = (".csv", ".tsv", ".parquet")
 ENGINES = ("local", "spark")
-# The rows of the temp table `checked` (row_rules.checked_rows_sql) that pass the rules, as the model reads them.
+# The rows of the temp table `checked` (row_rules.checked_rows_sql) that pass the rules, as the model reads them,
+# with the flags of text blanked for scoring (NULL when none).
 SCORABLE_ROWS_SQL = """
     SELECT source_id AS id, trim(name) AS name, nullif(trim(brand_name), '') AS brand_name,
            nullif(trim(category_name), '') AS category_name,
            CAST(condition_num AS BIGINT) AS item_condition_id, CAST(shipping_num AS BIGINT) AS shipping,
-           item_description
+           item_description, nullif(array_to_string(flags, ';'), '') AS flags
     FROM checked WHERE len(reasons) = 0
 """
 # The rows that get no price, with their reasons: rule failures and lines of batch $batch the reader could not split.
@@ -111,6 +115,8 @@ def _score(frame: pd.DataFrame, model: PriceSuggester | None = None) -> pd.DataF
     assert model is not None, "scoring worker used before its initializer ran"
     scored = model.suggest(frame[list(FEATURE_COLUMNS)])
     scored.insert(0, "id", frame["id"].to_numpy())
+    if "flags" in frame:
+        scored["reasons"] = frame["flags"].to_numpy()
     return scored
 
 
@@ -179,24 +185,34 @@ def _write(frame: pd.DataFrame, output: Path) -> None:
 
 
 def checked_batches(
-    config: Config, settings: Settings, input_path: Path
+    config: Config, settings: Settings, input_path: Path, mapping: LoadedMapping | None = None
 ) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
     """Each file of the input loaded into a scratch warehouse as a batch of its own, its rows judged into the temp
     table `checked`; yields the connection and the batch id, file after file (consume it whole).
 
     Prices are not needed to score: the unpriced rules apply, as to rows that are only scored (a text that looks
     cut short is no reason; see `row_rules.checked_rows_sql`). Batch-wide rules look at one file at a time.
+    Files of another marketplace are read through `mapping`.
     """
-    scoring_rules = row_rules.checked_rows_sql("unpriced", config.validate_, scoring=True)
-    with open_sources([input_path], settings.scratch) as sources, warehouse.connect_scratch(settings) as con:
+    with (
+        open_sources([input_path], settings.scratch, mapping) as sources,
+        warehouse.connect_scratch(settings) as con,
+    ):
         for n, source in enumerate(sources):
-            batch_id = f"p{n}"
-            ingest.load_source(con, source, batch_id, config, n)
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE checked AS {scoring_rules}",
-                {"batch": batch_id, "kind": "unpriced"},
-            )
-            yield con, batch_id
+            yield con, check_source(con, source, n, config)
+
+
+def check_source(con: duckdb.DuckDBPyConnection, source: TableSource, n: int, config: Config) -> str:
+    """Load the `n`-th source of an input into a scratch warehouse as batch ``p<n>``, its rows judged into the
+    temp table `checked` (replaced if there); returns the batch id."""
+    batch_id = f"p{n}"
+    ingest.load_source(con, source, batch_id, config, n)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE checked AS "
+        + row_rules.checked_rows_sql("unpriced", config.validate_, scoring=True),
+        {"batch": batch_id, "kind": "unpriced"},
+    )
+    return batch_id
 
 
 def run(
@@ -206,6 +222,7 @@ def run(
     output: Path,
     model_uri: str | None = None,
     engine: str = "local",
+    mapping: str | None = None,
 ) -> PredictResult:
     """Score every listing of a file with a registered model.
 
@@ -217,33 +234,37 @@ def run(
         model_uri: Any MLflow model URI; default the champion.
         engine: local (processes on this machine) or spark (PRICEWISE_SPARK_MASTER; the output is then a folder
             of part files with a manifest, see `pricewise.engines.spark_predict`).
+        mapping: Another marketplace's mapping (name or path, see `ingest.load_mapping`) the input is read with.
 
     Returns:
         Counts, the model version and the time taken.
 
     Raises:
-        PricewiseError: Unreadable input (missing columns are listed), unknown model, unwritable output, an
-            unknown engine, or (spark) PySpark or Java missing, a master that does not answer, a failed job.
+        PricewiseError: Unreadable input (missing columns are listed), an unknown or invalid mapping, a value
+            the mapping cannot translate, unknown model, unwritable output, an unknown engine, or (spark)
+            PySpark or Java missing, a master that does not answer, a failed job.
     """
     if engine not in ENGINES:
         raise PricewiseError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
     if output.suffix not in OUTPUT_FORMATS:
         raise PricewiseError(f"output {output} must end in one of {', '.join(OUTPUT_FORMATS)}")
+    loaded = ingest.load_mapping(settings, mapping) if mapping is not None else None
     if engine == "spark":
         # Imported here: PySpark is an optional extra, and the local engine never needs it.
         from pricewise.engines import spark_predict  # noqa: PLC0415
 
-        return spark_predict.run(config, settings, input_path, output, model_uri)
+        return spark_predict.run(config, settings, input_path, output, model_uri, loaded)
     started = time.perf_counter()
     tracking.configure(settings)
     uri = model_uri or f"models:/{config.train.registered_model}@{CHAMPION}"
     model_version = describe_version(uri)
     suggester = load_suggester(uri)
     parts: list[pd.DataFrame] = []
-    for con, batch_id in checked_batches(config, settings, input_path):
-        accepted = con.execute("SELECT count(*) FROM checked WHERE len(reasons) = 0").fetchone()
-        n_accepted = int(accepted[0]) if accepted else 0
-        reader = con.execute(SCORABLE_ROWS_SQL).to_arrow_reader(config.predict.chunk_rows)
+    for con, batch_id in checked_batches(config, settings, input_path, loaded):
+        # fetchall, not fetchone: the result must be finished before the connection reads the rows to score.
+        accepted = con.execute("SELECT count(*) FROM checked WHERE len(reasons) = 0").fetchall()
+        n_accepted = int(accepted[0][0]) if accepted else 0
+        reader = con.sql(SCORABLE_ROWS_SQL).to_arrow_reader(config.predict.chunk_rows)
         assert reader is not None  # a SELECT always yields a result
         # Starting worker processes costs seconds; only inputs of several chunks repay it.
         workers = config.predict.workers if n_accepted > 2 * config.predict.chunk_rows else 1
@@ -259,7 +280,7 @@ def run(
     result = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(OUTPUT_COLUMNS))
     result["model_version"] = model_version
     result = result.reindex(columns=list(OUTPUT_COLUMNS))
-    rejected = int(result["reasons"].notna().sum())
+    rejected = int(result["price"].isna().sum())
     _write(result, output)
     seconds = time.perf_counter() - started
     logger.info("scored %d rows (%d rejected) in %.1f s", len(result) - rejected, rejected, seconds)

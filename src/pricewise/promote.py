@@ -28,6 +28,7 @@ from pricewise.config import Config
 from pricewise.errors import PricewiseError
 from pricewise.models import behaviour, metrics
 from pricewise.models.suggester import PriceSuggester
+from pricewise.progress import Progress
 from pricewise.settings import Settings
 from pricewise.store import decisions, tracking, training_data
 from pricewise.store.decisions import PromotionAction
@@ -140,7 +141,15 @@ def gate_rule(
     )
 
 
-def _judge(config: Config, settings: Settings, name: str, champion: str | None, challenger: str) -> Decision:
+def _judge(
+    config: Config,
+    settings: Settings,
+    name: str,
+    champion: str | None,
+    challenger: str,
+    progress: Progress,
+) -> Decision:
+    progress.step(f"loading the test split and challenger v{challenger}", done=0)
     data = training_data.load(settings, config.train.min_rows_per_split, config.train.recency)
     test = data.test
     recent = (
@@ -149,7 +158,9 @@ def _judge(config: Config, settings: Settings, name: str, champion: str | None, 
         else None
     )
     candidate = load_suggester(f"models:/{name}/{challenger}")
+    progress.step("behaviour checks", done=1)
     checks = behaviour.run_checks(candidate.suggest, test.frame, config.promote.behaviour)
+    progress.step("challenger RMSLE", done=2)
     figures: dict[str, Any] = {
         "challenger_rmsle": _test_rmsle(candidate, test),
         "test_rows": len(test),
@@ -160,6 +171,7 @@ def _judge(config: Config, settings: Settings, name: str, champion: str | None, 
         figures["challenger_recent_rmsle"] = _test_rmsle(candidate, recent)
     failed = [c.name for c in checks if not c.passed]
     if champion is not None:
+        progress.step(f"champion v{champion} RMSLE", done=3)
         current = load_suggester(f"models:/{name}/{champion}")
         figures["champion_rmsle"] = _test_rmsle(current, test)
         if recent is not None:
@@ -253,10 +265,15 @@ def run(config: Config, settings: Settings) -> Decision:
         return Decision(
             "unchanged", name, champion, challenger, champion, "the challenger is already champion", {}
         )
-    decision = _judge(config, settings, name, champion, challenger)
+    # Load, behaviour checks, the challenger's RMSLE, the champion's (when there is one), the record.
+    steps = 5 if champion is not None else 4
+    progress = Progress("promote", total=steps, unit="gate steps")
+    decision = _judge(config, settings, name, champion, challenger, progress)
+    progress.step(f"recording the decision: {decision.action}", done=steps - 1)
     _record(settings, decision)
     if decision.promoted:
         _move_alias(settings, client, decision, drop_challenger=True)
+    progress.finish()
     logger.info("promotion of %s v%s: %s (%s)", name, challenger, decision.action, decision.reason)
     return decision
 

@@ -35,11 +35,13 @@ from pricewise.config import Config
 from pricewise.errors import PricewiseError
 from pricewise.models import metrics
 from pricewise.models.baseline import RulesBaseline
+from pricewise.models.ensemble import FitProgress, SparseTextEnsemble
 from pricewise.models.hyperparams import build_model
 from pricewise.models.ranges import ConformalPriceRanges
 from pricewise.models.reference import ServingReference
 from pricewise.models.suggester import PriceSuggester, signature
 from pricewise.monitoring import loss_estimate
+from pricewise.progress import Progress
 from pricewise.settings import Settings
 from pricewise.store import registry, tracking, training_data
 from pricewise.store.registry import CHALLENGER, CHAMPION
@@ -118,13 +120,44 @@ def _requirements(model: Any) -> list[str]:
     return [f"{name}=={version(name).split('+')[0]}" for name in names]
 
 
+def component_label(name: str, names: tuple[str, ...]) -> str:
+    """A component's name for a person, numbered among its kind: `mlp_1` of two MLPs is `mlp 2 of 2`."""
+    kind, _, number = name.rpartition("_")
+    if not number.isdigit():
+        return name.replace("_", " ")
+    same_kind = [other for other in names if other.rpartition("_")[0] == kind]
+    return f"{kind.replace('_', ' ')} {same_kind.index(name) + 1} of {len(same_kind)}"
+
+
+def _report_components(progress: Progress) -> FitProgress:
+    """The main model's fit progress as lines of `progress`'s stage, one per component."""
+    parts: list[Progress] = []
+
+    def report(name: str, done: int, names: tuple[str, ...]) -> None:
+        if not parts:
+            parts.append(progress.part(total=len(names), unit="components"))
+        label = "features" if name == "features" else component_label(name, names)
+        parts[0].step(label, done=done)
+
+    return report
+
+
 def fit_and_score(
-    model: Any, data: training_data.TrainingData, coverage: float
+    model: Any,
+    data: training_data.TrainingData,
+    coverage: float,
+    progress: Progress | None = None,
 ) -> tuple[PriceSuggester, dict[str, float], float]:
     """Fit on train, calibrate ranges on held-out rows, score on test.
 
     A model that learns from validation rows (early stopping, blend weights) gets one half of the valid split,
     and the ranges are calibrated on the other half, so the calibration residuals are honest.
+
+    Args:
+        model: An unfitted model (the rules baseline or the main model).
+        data: The splits.
+        coverage: The price ranges' target coverage.
+        progress: Where the main model reports each component it fits (None: silent).
 
     Returns:
         The packaged model, its test metrics and the seconds spent fitting.
@@ -134,10 +167,21 @@ def fit_and_score(
     if isinstance(model, RulesBaseline):
         model.fit(fitted.frame, fitted.log_price)
         calibration = data.valid
+    elif isinstance(model, SparseTextEnsemble) and progress is not None:
+        early_stop, calibration = data.valid.halves()
+        model.fit(
+            fitted.frame,
+            fitted.log_price,
+            early_stop.frame,
+            early_stop.log_price,
+            progress=_report_components(progress),
+        )
     else:
         early_stop, calibration = data.valid.halves()
         model.fit(fitted.frame, fitted.log_price, early_stop.frame, early_stop.log_price)
     fit_seconds = time.perf_counter() - started
+    if progress is not None:
+        progress.step("calibrating ranges, scoring test")
     ranges = ConformalPriceRanges(coverage=coverage).calibrate(
         model.predict(calibration.frame), calibration.log_price
     )
@@ -250,6 +294,7 @@ def _train_one(
     data: training_data.TrainingData,
     config: Config,
     params: dict[str, Any],
+    progress: Progress,
 ) -> LoggedModel:
     parent = mlflow.active_run()
     experiment = parent.info.experiment_id if parent else None
@@ -258,12 +303,14 @@ def _train_one(
         experiment_id=experiment, run_name=kind, nested=True, tags=tracking.owner_tags()
     ) as run:
         mlflow.log_params({"model_kind": kind, "coverage": config.train.coverage, **params})
-        suggester, figures, fit_seconds = fit_and_score(model, data, config.train.coverage)
+        progress.step(f"{kind} model")
+        suggester, figures, fit_seconds = fit_and_score(model, data, config.train.coverage, progress)
         suggester = suggester.with_reference(serving_reference(model, data))
         figures = {**figures, "fit_seconds": fit_seconds, "peak_rss_mb": peak_rss_mb()}
         mlflow.log_metrics(
             {k if k in ("fit_seconds", "peak_rss_mb") else f"test_{k}": v for k, v in figures.items()}
         )
+        progress.step(f"{kind} model: loss model, logging to MLflow")
         log_loss_model(suggester, data.test)
         model_uri = log_unregistered(suggester, data.test.frame.head(3))
         logger.info("%s: logged as %s, test RMSLE %.4f", kind, model_uri, figures["rmsle"])
@@ -323,6 +370,8 @@ def run(config: Config, settings: Settings) -> TrainResult:
     Raises:
         PricewiseError: No usable training data, bad hyperparameters, or MLflow is unreachable.
     """
+    progress = Progress("train")
+    progress.step("loading training data")
     data = training_data.load(settings, config.train.min_rows_per_split, config.train.recency)
     params = resolve_params(config, settings)
     try:
@@ -356,14 +405,17 @@ def run(config: Config, settings: Settings) -> TrainResult:
             data,
             config,
             {"min_group_size": config.train.baseline.min_group_size},
+            progress,
         )
-        main = _train_one("main", main_model, data, config, params)
+        main = _train_one("main", main_model, data, config, params, progress)
         mlflow.log_metrics(
             {"baseline_test_rmsle": baseline.metrics["rmsle"], "main_test_rmsle": main.metrics["rmsle"]}
         )
+        progress.step("registering both models")
         registered_baseline, registered_main = _register_pair(
             client, config, parent.info.run_id, baseline, main
         )
+    progress.finish()
     return TrainResult(
         run_id=parent.info.run_id,
         baseline=registered_baseline,

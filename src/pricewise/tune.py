@@ -29,6 +29,7 @@ from pricewise.config import Config, SearchDimension
 from pricewise.errors import PricewiseError
 from pricewise.models import metrics
 from pricewise.models.hyperparams import build_model
+from pricewise.progress import Progress
 from pricewise.settings import Settings
 from pricewise.store import tracking, training_data
 from pricewise.store.training_data import Split
@@ -145,6 +146,24 @@ def _objective(
     return objective
 
 
+def _reporting(
+    objective: Callable[[dict[str, Any]], dict[str, Any]], progress: Progress
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The objective, with a progress line as each trial starts (the trials done, the best loss so far)."""
+    losses: list[float] = []
+
+    def reporting(sampled: dict[str, Any]) -> dict[str, Any]:
+        best = f"best valid RMSLE so far {min(losses):.4f}" if losses else ""
+        progress.step(best)
+        result = objective(sampled)
+        progress.done += 1
+        if result.get("status") == STATUS_OK:
+            losses.append(float(result["loss"]))
+        return result
+
+    return reporting
+
+
 def run(
     config: Config,
     settings: Settings,
@@ -223,6 +242,9 @@ def run(
                 owner,
                 keep_going=True,
             )
+            if engine == "local":
+                # Spark trials run in executors, where a progress line would land in the executor's log.
+                objective = _reporting(objective, Progress("tune", total=budget, unit="trials"))
             try:
                 best = fmin(
                     objective,

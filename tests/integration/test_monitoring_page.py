@@ -1,6 +1,7 @@
-"""Suggestions, feedback and recorded monitoring runs on a real server in; the monitoring JSON, its reports and
-the page drawn in headless Chromium out, also with no runs, a write-locked or missing warehouse (the page never
-opens it) and unreadable decision tables."""
+"""Suggestions, feedback and recorded monitoring runs on a real server in; the monitoring JSON (with offline
+against live RMSLE and the error and fallback rates), its reports and the page drawn in headless Chromium (empty
+buckets as gaps) out, also with no runs, a write-locked or missing warehouse (the page never opens it) and
+unreadable decision tables."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ from tests.support.servers import Server, start_server
 from tests.support.workspaces import TRAIN_SAMPLE, Workspace
 
 pytestmark = pytest.mark.integration
-SOLD = 12
+SOLD = 30  # monitor.min_feedback_rows of the shipped config: accuracy is shown from this many sold prices on
+LISTED = SOLD + 10
 OUTCOMES_TOKEN = "monitoring-page-outcomes-token"
 LISTING_FIELDS = ["name", "brand_name", "category_name", "item_condition_id", "shipping", "item_description"]
 
@@ -116,7 +118,7 @@ def monitored(serving_workspace: Workspace, tmp_path_factory: pytest.TempPathFac
     root = tmp_path_factory.mktemp("monitored")
     ws = own_workspace(serving_workspace, root / "ws")
     server = serve(ws, root)
-    listings = pd.read_csv(TRAIN_SAMPLE, sep="\t", nrows=40).dropna(subset=["name"]).head(20)
+    listings = pd.read_csv(TRAIN_SAMPLE, sep="\t", nrows=2 * LISTED).dropna(subset=["name"]).head(LISTED)
     records = [
         {k: (None if pd.isna(v) else v) for k, v in row.items()} for row in listings.to_dict("records")
     ]
@@ -247,6 +249,29 @@ def test_overview_counts_requests_and_computes_latency_rmsle_and_coverage(monito
     assert sum(b["sold"] for b in accuracy["buckets"]) == SOLD
     assert [(m["model_version"], m["sold"]) for m in accuracy["by_model"]] == [("1", SOLD)]
     assert accuracy["by_model"][0]["rmsle"] == pytest.approx(accuracy["rmsle"])
+    versions = body["versions"]
+    assert versions["state"] == "ok", versions
+    assert versions["min_sold"] == SOLD
+    champion_row = versions["rows"][0]
+    assert (champion_row["model_version"], champion_row["champion"], champion_row["sold"]) == (
+        "1",
+        True,
+        SOLD,
+    )
+    assert champion_row["live_rmsle"] == pytest.approx(accuracy["rmsle"])
+    assert champion_row["offline_rmsle"] is not None
+    assert champion_row["excess"] == pytest.approx(champion_row["live_rmsle"] - champion_row["offline_rmsle"])
+
+    rates = body["rates"]
+    assert rates["state"] == "ok", rates
+    assert rates["requests"] == len(monitored.suggestions) + 1, "each single suggestion and the one batch"
+    assert (rates["client_error_rate"], rates["server_error_rate"]) == (0.0, 0.0)
+    assert (rates["suggestions"], rates["fallback"], rates["fallback_rate"]) == (
+        len(monitored.suggestions) + 3,
+        0,
+        0.0,
+    )
+    assert body["retrain"]["state"] == "empty"
 
     champion = body["champion"]
     model = monitored.suggestions[0]["model"]
@@ -302,7 +327,7 @@ def test_reports_are_served_only_for_recorded_runs_with_their_file(monitored: Mo
     assert traversal.status_code == 404
     operation = schema["paths"]["/v1/monitoring"]["get"]
     assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/MonitoringOverview"
+        "$ref": "#/components/schemas/MonitoringPage"
     }
     assert "/monitoring/reports/{run_id}" in schema["paths"]
 
@@ -339,15 +364,26 @@ def test_page_draws_charts_with_the_local_chart_library_and_lists_champion_and_r
     with monitored.server.client() as client:
         overview = client.get("/v1/monitoring").json()
     labels = page.evaluate("window.Chart.getChart('traffic-chart').data.labels.length")
-    assert labels == len(overview["traffic"]["buckets"])
+    assert labels == len(overview["traffic"]["series"]), "every bucket, those without requests included"
+    assert page.evaluate("window.Chart.getChart('traffic-chart').data.datasets[1].spanGaps") is False
     plotted = page.evaluate("window.Chart.getChart('accuracy-chart').data.datasets[0].data")
-    assert plotted == pytest.approx([b["rmsle"] for b in overview["accuracy"]["buckets"]])
+    buckets = overview["accuracy"]["buckets"]
+    first, last = (datetime.fromisoformat(buckets[i]["start"]) for i in (0, -1))
+    assert len(plotted) == (last - first).total_seconds() // overview["accuracy"]["bucket_seconds"] + 1
+    assert [v for v in plotted if v is not None] == pytest.approx([b["rmsle"] for b in buckets]), (
+        "gaps are null"
+    )
 
     assert page.inner_text("#champion-model") == "pricewise v1"
     assert page.inner_text("#champion-run") == monitored.suggestions[0]["model"]["run_id"]
     assert page.inner_text("#traffic-total") == str(len(monitored.suggestions) + 3)
     assert page.inner_text("#accuracy-sold") == str(SOLD)
     assert page.inner_text("#accuracy-rmsle") == f"{overview['accuracy']['rmsle']:.3f}"
+    champion_row = page.locator("#versions-table tr[data-version='1']")
+    assert champion_row.locator("td.live").inner_text() == f"{overview['accuracy']['rmsle']:.3f}"
+    offline = overview["versions"]["rows"][0]["offline_rmsle"]
+    assert offline is not None
+    assert champion_row.locator("td.offline").inner_text() == f"{offline:.3f}"
     drift_row = page.locator(f"#drift-runs tr[data-run-id='{monitored.drift_run}']")
     assert drift_row.locator(".badge").inner_text() == "drift"
     assert "brand_name, category_name" in drift_row.inner_text()

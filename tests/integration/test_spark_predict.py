@@ -25,11 +25,13 @@ import pytest
 from pricewise import predict
 from pricewise.config import load_config
 from pricewise.engines import spark_predict
-from tests.support.workspaces import TEST_SAMPLE, TRAIN_SAMPLE, Workspace
+from tests.support.exports import as_export
+from tests.support.workspaces import REPO, TEST_SAMPLE, TRAIN_SAMPLE, Workspace
 
 pytestmark = pytest.mark.integration
 
 MODEL_VERSION = "pricewise/1"
+SHIPPED_MAPPING = REPO / "configs" / "sources" / "mercari_us_export.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +83,12 @@ def test_the_unpriced_sample_scores_as_on_the_local_engine(
 
     assert len(spark_scores) == 2001
     assert_same_scores(spark_scores, local_scores)
-    rejected = spark_scores[spark_scores["reasons"].notna()]
-    assert "broken_encoding" in set(rejected["reasons"])
-    assert rejected["price"].isna().all()
+    refused = spark_scores[spark_scores["price"].isna()]
+    assert len(refused) > 0
+    assert refused["reasons"].notna().all()
+    # A broken description is blanked and the row scored, flagged as on the local engine.
+    flagged = spark_scores[spark_scores["price"].notna() & spark_scores["reasons"].notna()]
+    assert set(flagged["reasons"]) == {"description_blanked_broken_encoding"}
 
 
 def test_the_manifest_names_the_model_version_of_every_part_file(
@@ -144,7 +149,7 @@ def test_csv_output_is_a_folder_of_csv_parts_with_the_local_engines_rows(
     result = ws.cli("predict", "--engine", "spark", "-i", str(TEST_SAMPLE), "-o", str(output))
 
     assert result.exit_code == 0, result.output
-    rejected = int(local_scores["reasons"].notna().sum())
+    rejected = int(local_scores["price"].isna().sum())
     assert f"{len(local_scores) - rejected} scored, {rejected} rejected with pricewise/1" in result.output
     parts = spark_predict.part_files(output)
     assert parts
@@ -154,6 +159,30 @@ def test_csv_output_is_a_folder_of_csv_parts_with_the_local_engines_rows(
     manifest = json.loads((output / spark_predict.MANIFEST).read_text(encoding="utf-8"))
     assert manifest["format"] == "csv"
     assert {f["model_version"] for f in manifest["files"]} == {MODEL_VERSION}
+
+
+def test_a_mapped_export_scores_as_on_the_local_engine(ws: Workspace, tmp_path: Path) -> None:
+    frame = pd.read_csv(TEST_SAMPLE, sep="\t", dtype=str, keep_default_na=False, nrows=300)
+    export = tmp_path / "export.csv"
+    as_export(frame, priced=False).to_csv(export, index=False)
+    for engine in ("local", "spark"):
+        result = ws.cli(
+            "predict",
+            "--engine",
+            engine,
+            "--mapping",
+            str(SHIPPED_MAPPING),
+            "-i",
+            str(export),
+            "-o",
+            str(tmp_path / f"{engine}.parquet"),
+        )
+        assert result.exit_code == 0, result.output
+
+    local_scores = read_scores(tmp_path / "local.parquet")
+    assert_same_scores(read_scores(tmp_path / "spark.parquet"), local_scores)
+    # The mapping's id rewrite ("m123" -> "123") is what both engines report.
+    assert set(local_scores["id"]) == set(frame["test_id"])
 
 
 def test_missing_pyspark_is_a_message_naming_the_extra(
@@ -261,6 +290,28 @@ def test_a_file_of_another_schema_in_the_folder_is_named_and_nothing_is_written(
     assert "part-1.parquet" in result.output
     assert "Traceback" not in result.output
     assert list(output.parent.iterdir()) == []
+
+
+def test_a_file_the_executors_cannot_read_is_named_as_on_the_local_engine_and_nothing_is_written(
+    ws: Workspace, train_table: pa.Table, tmp_path: Path
+) -> None:
+    dataset = tmp_path / "catalogue"
+    dataset.mkdir()
+    pq.write_table(train_table, dataset / "part-0.parquet")
+    # The right columns, so the driver's check passes; no rows, which only the file's reader finds out.
+    pq.write_table(train_table.slice(0, 0), dataset / "part-1.parquet")
+    messages = {}
+    for engine in ("local", "spark"):
+        output = tmp_path / engine / "scores.parquet"
+        output.parent.mkdir()
+        result = ws.cli("predict", "--engine", engine, "-i", str(dataset), "-o", str(output))
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+        assert list(output.parent.iterdir()) == []
+        messages[engine] = result.output
+
+    assert "part-1.parquet: the file has a header but no rows" in messages["spark"]
+    assert messages["spark"] == messages["local"]
 
 
 def test_a_job_killed_while_scoring_leaves_the_earlier_output_as_it_was(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pricewise.errors import PricewiseError
-from pricewise.logs import RedactingFormatter, redact
+from pricewise.logs import RedactingFormatter, redact, writes_json
 from pricewise.serving.observability import EcsJsonFormatter
 from pricewise.settings import Settings
 from pricewise.store import tracking
@@ -110,3 +110,18 @@ def test_a_tracking_uri_with_credentials_reaches_its_server_and_errors_hide_them
         tracking.configure(wrong)
     assert "s3cret" not in str(refused.value)
     assert f"http://user:***@{guarded_server}" in str(refused.value)
+
+
+def test_json_lines_are_recognised_by_what_a_handler_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = logging.StreamHandler()
+    plain.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    ecs = logging.StreamHandler()
+    ecs.setFormatter(EcsJsonFormatter())
+    root = logging.getLogger()
+
+    monkeypatch.setattr(root, "handlers", [plain])
+    assert not writes_json()
+    monkeypatch.setattr(root, "handlers", [plain, ecs])
+    assert writes_json()
+    monkeypatch.setattr(root, "handlers", [])
+    assert not writes_json()

@@ -186,3 +186,37 @@ def test_ids_in_a_delimited_output_read_back_as_they_were_in_the_input(
     assert (result.scored, result.rejected) == (4, 5)
     assert len(scores) == 9
     assert sorted(scores["id"]) == sorted(["0", "1", "2", "3", *odd_ids])
+
+
+def test_broken_optional_text_is_blanked_and_flagged_but_a_broken_name_is_refused(
+    tiny_trained_workspace: Workspace, tmp_path: Path
+) -> None:
+    description, brand, name = (UNPRICED_COLUMNS.index(c) for c in ("item_description", "brand_name", "name"))
+    rows = unpriced_rows(6)
+    rows[1][description] = "Caf\u00c3\u00a9 mug, control \x01 char"
+    rows[2][brand] = "Nike\ufffd"
+    rows[3][name] = "Caf\ufffd mug"
+    # The same listings with the broken text already empty: what the blanked rows must be priced as.
+    blank = [list(r) for r in rows]
+    blank[1][description] = ""
+    blank[2][brand] = ""
+    config = load_config(tiny_trained_workspace.config_path)
+    scores = {}
+    for label, table in (("broken", rows), ("blank", blank)):
+        source = write_table(tmp_path / f"{label}.tsv", table, header=UNPRICED_COLUMNS)
+        output = tmp_path / f"{label}.parquet"
+        result = predict.run(
+            config, tiny_trained_workspace.settings, source, output, "models:/pricewise@challenger"
+        )
+        assert (result.scored, result.rejected) == (5, 1)
+        scores[label] = pd.read_parquet(output).set_index("id")
+
+    broken, blanked = scores["broken"], scores["blank"]
+    assert list(broken.reset_index().columns) == list(predict.OUTPUT_COLUMNS)
+    assert broken.loc["1", "reasons"] == "description_blanked_broken_encoding"
+    assert broken.loc["2", "reasons"] == "brand_blanked_broken_encoding"
+    assert broken.loc[["1", "2"], "price"].tolist() == blanked.loc[["1", "2"], "price"].tolist()
+    assert (broken.loc[["0", "1", "2", "4", "5"], "price"] > 0).all()
+    assert np.isnan(broken.loc["3", "price"])
+    assert "broken_encoding" in broken.loc["3", "reasons"].split(";")
+    assert broken.loc[["0", "4", "5"], "reasons"].isna().all()

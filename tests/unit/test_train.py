@@ -19,6 +19,7 @@ from pricewise.config import Config, load_config
 from pricewise.errors import PricewiseError
 from pricewise.models.baseline import RulesBaseline
 from pricewise.models.hyperparams import build_model
+from pricewise.progress import Progress
 from pricewise.settings import Settings
 from pricewise.store import registry, tracking
 from pricewise.store.training_data import Split, TrainingData
@@ -94,6 +95,67 @@ def test_the_main_model_learns_the_price_and_beats_a_constant() -> None:
     constant_rmsle = float(np.sqrt(np.mean((np.log1p(constant) - data.test.log_price) ** 2)))
     assert figures["rmsle"] < constant_rmsle
     assert suggester.kind == type(model).__name__
+
+
+# Two small MLPs and a binary one beside the Ridge: every kind of numbered component, seconds to fit.
+SMALL_ENSEMBLE = {
+    **LIGHT_PARAMS,
+    "n_mlp": 2,
+    "n_binary_mlp": 1,
+    "mlp.hidden": 8,
+    "mlp.hidden2": 4,
+    "mlp.epochs": 1,
+}
+
+
+def test_the_main_model_tells_its_progress_component_by_component_without_changing_its_prices(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    data = tiny_data()
+    told: list[tuple[str, int, tuple[str, ...]]] = []
+    watched = build_model(SMALL_ENSEMBLE, seed=1)
+    watched.fit(
+        data.train.frame,
+        data.train.log_price,
+        data.valid.frame,
+        data.valid.log_price,
+        progress=lambda name, done, names: told.append((name, done, names)),
+    )
+    unwatched = build_model(SMALL_ENSEMBLE, seed=1).fit(
+        data.train.frame, data.train.log_price, data.valid.frame, data.valid.log_price
+    )
+
+    names = tuple(watched.component_weights)
+    assert names[:4] == ("ridge", "mlp_0", "mlp_1", "mlp_binary_0")
+    assert told == [("features", 0, names)] + [(name, done, names) for done, name in enumerate(names)]
+    np.testing.assert_array_equal(watched.predict(data.test.frame), unwatched.predict(data.test.frame))
+
+    # Through train's progress: one INFO line per component, counted, in order, numbered among its kind.
+    caplog.set_level("INFO", logger="pricewise.progress")
+    train.fit_and_score(build_model(SMALL_ENSEMBLE, seed=1), data, 0.8, Progress("train"))
+    lines = [r.getMessage() for r in caplog.records if r.name == "pricewise.progress"]
+    total = len(names)
+    expected_heads = [
+        f"train: 0/{total} components, features",
+        f"train: 0/{total} components, ridge",
+        f"train: 1/{total} components, mlp 1 of 2",
+        f"train: 2/{total} components, mlp 2 of 2",
+        f"train: 3/{total} components, mlp binary 1 of 1",
+    ]
+    assert [line.split(" ... ")[0] for line in lines[:5]] == expected_heads
+    assert lines[2].endswith(" left")  # a component is done: the time left is estimated
+    assert lines[-1].startswith("train: calibrating ranges, scoring test ... ")
+
+
+def test_component_labels_number_a_component_among_its_kind() -> None:
+    names = ("ridge", "mlp_0", "mlp_1", "mlp_binary_0", "lgbm")
+    assert [train.component_label(name, names) for name in names] == [
+        "ridge",
+        "mlp 1 of 2",
+        "mlp 2 of 2",
+        "mlp binary 1 of 1",
+        "lgbm",
+    ]
 
 
 def test_the_staged_model_code_holds_models_and_columns_and_no_state_code(tmp_path: Path) -> None:

@@ -1,9 +1,12 @@
 """A listings file or Parquet dataset and a registered model in; a folder of scored part files written by Spark out.
 
 The row rules run as the local engine runs them (DuckDB over `validation.row_rules.checked_rows_sql`, one batch
-per input file), so every rule, those that look at a whole batch included, judges the same rows the same way.
-Scoring is what costs: Spark spreads it over the executors with ``mapInPandas`` on the pricewise suggester, which
-the driver loads and verifies once and broadcasts; each executor's Python worker unpickles it once and keeps it.
+per input file), so every rule, those that look at a whole batch included, judges the same rows the same way. The
+driver checks every file's columns first; then each file is judged by a Spark task of its own on the executors,
+which writes the file's rows to score and its unscored rows to the staging folder. Scoring follows: Spark spreads
+it over the executors with ``mapInPandas`` on the pricewise suggester, which the driver loads and verifies once
+and broadcasts; each executor's Python worker unpickles it once and keeps it. On a cluster, the input, the staging
+folder (beside the output) and the output must be on storage every executor sees.
 
 Output is a folder of part files (Parquet, or CSV/TSV by the output's suffix) with the local engine's columns
 (id, price, low, high, model_version, reasons) and a ``_manifest.json`` naming the model version of every part
@@ -31,6 +34,8 @@ from pricewise import predict
 from pricewise.config import Config
 from pricewise.engines import spark_session
 from pricewise.errors import PricewiseError
+from pricewise.inputs.listing_files import TableSource, open_sources
+from pricewise.inputs.source_mapping import LoadedMapping
 from pricewise.models.suggester import PriceSuggester
 from pricewise.settings import Settings
 from pricewise.store import tracking, warehouse
@@ -46,7 +51,7 @@ MANIFEST = "_manifest.json"
 SCORED_SCHEMA = "id string, price double, low double, high double, reasons string"
 SCORABLE_SCHEMA = (
     "id string, name string, brand_name string, category_name string, item_condition_id bigint, "
-    "shipping bigint, item_description string"
+    "shipping bigint, item_description string, flags string"
 )
 UNSCORED_SCHEMA = "id string, reasons string"
 # Rows per Parquet row group of the staged rows: row groups are where Spark may split a file between tasks.
@@ -79,7 +84,7 @@ def score_partition(
         spent: Adds up the seconds spent scoring (model and features, not reading or writing).
 
     Yields:
-        id, price, low, high and an empty reasons column, one frame per batch.
+        id, price, low, high and reasons (the flags of blanked text, else None), one frame per batch.
     """
     suggester = _model_for(model, key)
     for frame in frames:
@@ -90,43 +95,82 @@ def score_partition(
         if spent is not None:
             spent.add(time.perf_counter() - started)
         scored["id"] = scored["id"].astype(str)
-        scored["reasons"] = None
+        # The flags of text blanked for scoring, as the local engine reports them (None when there are none).
+        scored["reasons"] = scored["reasons"].astype(object) if "reasons" in scored else None
         yield scored[["id", "price", "low", "high", "reasons"]]
 
 
-def stage(config: Config, settings: Settings, input_path: Path, staging: Path) -> tuple[int, int]:
-    """Apply the row rules as the local engine does; write the rows to score and the unscored rows as Parquet.
+def stage_source(
+    item: tuple[int, TableSource], config: Config, settings: Settings, staging: str
+) -> tuple[int, int, str | None]:
+    """Judge one input file with the row rules and stage its rows (runs in an executor's Python worker).
 
     Args:
+        item: The file's place in the input (it names the batch, as the local engine's) and the file.
+        config: The row rules (validate) and the reader's limits (ingest).
+        settings: DuckDB's memory and thread caps.
+        staging: The folder holding ``scorable/`` and ``unscored/``; the file's rows go to ``batch-<n>.parquet``.
+
+    Returns:
+        Rows to score, rows with reasons, and the error of a file that cannot be read (None when it could).
+    """
+    n, source = item
+    counts = []
+    try:
+        with warehouse.connect_scratch(settings) as con:
+            batch_id = predict.check_source(con, source, n, config)
+            for name, sql, params in (
+                ("scorable", predict.SCORABLE_ROWS_SQL, {}),
+                ("unscored", predict.UNSCORED_ROWS_SQL, {"batch": batch_id}),
+            ):
+                target = warehouse.sql_literal(str(Path(staging) / name / f"batch-{n}.parquet"))
+                written = con.execute(
+                    f"COPY ({sql}) TO {target} (FORMAT parquet, ROW_GROUP_SIZE {STAGE_ROW_GROUP})", params
+                ).fetchone()
+                counts.append(int(written[0]) if written else 0)
+    except PricewiseError as exc:
+        # Returned, not raised: the driver reports it as the local engine would, not as a JVM stack.
+        return 0, 0, str(exc)
+    return counts[0], counts[1], None
+
+
+def stage(
+    spark: SparkSession,
+    config: Config,
+    settings: Settings,
+    input_path: Path,
+    staging: Path,
+    mapping: LoadedMapping | None = None,
+) -> tuple[int, int]:
+    """Apply the row rules as the local engine does, one Spark task per input file; write the rows to score and
+    the unscored rows as Parquet.
+
+    Args:
+        spark: The session whose executors judge the files.
         config: The row rules (validate) and the reader's limits (ingest).
         settings: DuckDB's memory and thread caps, scratch space.
         input_path: Any file or folder predict reads (a Parquet dataset, partitioned or not, is a folder).
         staging: Where ``scorable/`` and ``unscored/`` are written, one file per input file.
+        mapping: Another marketplace's mapping the files are read through (it travels with each file).
 
     Returns:
         Rows to score, rows with reasons.
 
     Raises:
         InputFileError: A file is unreadable or has another schema (named); every file's columns are checked
-            before any row is read.
+            on the driver before any row is read.
+        PricewiseError: A file's rows could not be read (its message, as the local engine says it).
     """
-    folders = {"scorable": staging / "scorable", "unscored": staging / "unscored"}
-    for folder in folders.values():
-        folder.mkdir(parents=True)
-    counts = {"scorable": 0, "unscored": 0}
-    for n, (con, batch_id) in enumerate(predict.checked_batches(config, settings, input_path)):
-        for name, sql, params in (
-            ("scorable", predict.SCORABLE_ROWS_SQL, {}),
-            ("unscored", predict.UNSCORED_ROWS_SQL, {"batch": batch_id}),
-        ):
-            target = warehouse.sql_literal(str(folders[name] / f"batch-{n}.parquet"))
-            written = con.execute(
-                f"COPY ({sql}) TO {target} (FORMAT parquet, ROW_GROUP_SIZE {STAGE_ROW_GROUP})", params
-            ).fetchone()
-            counts[name] += int(written[0]) if written else 0
-        # Staged: the scratch warehouse need not hold every file's rows at once.
-        con.execute("DELETE FROM raw_listings; DELETE FROM parse_rejects; DROP TABLE checked")
-    return counts["scorable"], counts["unscored"]
+    for name in ("scorable", "unscored"):
+        (staging / name).mkdir(parents=True)
+    with open_sources([input_path], settings.scratch, mapping) as sources:
+        judge = functools.partial(stage_source, config=config, settings=settings, staging=str(staging))
+        files = spark.sparkContext.parallelize(list(enumerate(sources)), max(1, len(sources)))
+        results = files.map(judge).collect()
+    errors = [error for _, _, error in results if error is not None]
+    if errors:
+        raise PricewiseError(errors[0])
+    return sum(r[0] for r in results), sum(r[1] for r in results)
 
 
 def _scored_frame(
@@ -217,7 +261,12 @@ def commit(result: Path, output: Path) -> None:
 
 
 def run(
-    config: Config, settings: Settings, input_path: Path, output: Path, model_uri: str | None = None
+    config: Config,
+    settings: Settings,
+    input_path: Path,
+    output: Path,
+    model_uri: str | None = None,
+    mapping: LoadedMapping | None = None,
 ) -> predict.PredictResult:
     """Score every listing of a file or dataset on Spark, with the local engine's rules, model and columns.
 
@@ -227,6 +276,7 @@ def run(
         input_path: A listings file or folder in any format predict accepts (a Parquet dataset is a folder).
         output: The folder to write: ``.parquet`` for Parquet parts, ``.csv``/``.tsv`` for text parts.
         model_uri: Any registered model URI; default the champion.
+        mapping: Another marketplace's mapping the input is read through.
 
     Returns:
         Counts, the model version and the time taken.
@@ -252,15 +302,18 @@ def run(
     work = output.with_name(f".{output.name}.partial-{uuid.uuid4().hex[:8]}")
     try:
         work.mkdir(parents=True)
-        mark = time.perf_counter()
-        n_scorable, n_unscored = stage(config, settings, input_path, work / "staging")
-        logger.info(
-            "row rules: %d rows to score, %d unscored in %.1f s",
-            n_scorable,
-            n_unscored,
-            time.perf_counter() - mark,
-        )
         with spark_session.session(settings, "pricewise-predict") as spark:
+            mark = time.perf_counter()
+            try:
+                n_scorable, n_unscored = stage(spark, config, settings, input_path, work / "staging", mapping)
+            except (PySparkException, Py4JError) as exc:
+                raise _job_error(exc) from exc
+            logger.info(
+                "row rules: %d rows to score, %d unscored in %.1f s",
+                n_scorable,
+                n_unscored,
+                time.perf_counter() - mark,
+            )
             mark = time.perf_counter()
             model = spark.sparkContext.broadcast(pickle.dumps(suggester, protocol=pickle.HIGHEST_PROTOCOL))
             spent = spark.sparkContext.accumulator(0.0)

@@ -27,6 +27,7 @@ import py7zr
 
 from pricewise.columns import ID_COLUMNS, PRICED_COLUMNS, UNPRICED_COLUMNS
 from pricewise.errors import DiskFullError, InputFileError, is_out_of_space
+from pricewise.inputs.source_mapping import LoadedMapping
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class TableSource:
         kind: priced (training listings) or unpriced (listings to score).
         id_column: The column that holds the listing id.
         content_sha256: sha256 of the decompressed table bytes.
+        mapping: How another marketplace's columns become listing columns; None for Kaggle's layout.
     """
 
     source_name: str
@@ -75,6 +77,7 @@ class TableSource:
     kind: Kind
     id_column: str
     content_sha256: str
+    mapping: LoadedMapping | None = None
 
 
 def _disk_full(exc: OSError, doing: str, directory: Path) -> DiskFullError:
@@ -194,11 +197,17 @@ def _read_header(path: Path, *, gzipped: bool, name: str) -> tuple[str, str]:
     return header, delimiter
 
 
-def _describe_delimited(path: Path, source_name: str, source_path: Path, file_format: str) -> TableSource:
+def _classify(columns: tuple[str, ...], name: str, mapping: LoadedMapping | None) -> tuple[Kind, str]:
+    return mapping.classify(columns, name) if mapping is not None else classify_columns(columns, name)
+
+
+def _describe_delimited(
+    path: Path, source_name: str, source_path: Path, file_format: str, mapping: LoadedMapping | None
+) -> TableSource:
     gzipped = _magic(path).startswith(GZIP_MAGIC)
     header, delimiter = _read_header(path, gzipped=gzipped, name=source_name)
     columns = tuple(col.strip().strip('"') for col in header.split(delimiter))
-    kind, id_column = classify_columns(columns, source_name)
+    kind, id_column = _classify(columns, source_name, mapping)
     return TableSource(
         source_name=source_name,
         source_path=source_path,
@@ -211,10 +220,13 @@ def _describe_delimited(path: Path, source_name: str, source_path: Path, file_fo
         kind=kind,
         id_column=id_column,
         content_sha256=_hash_file(path, gzipped=gzipped, name=source_name),
+        mapping=mapping,
     )
 
 
-def _describe_parquet(path: Path, source_name: str, source_path: Path) -> TableSource:
+def _describe_parquet(
+    path: Path, source_name: str, source_path: Path, mapping: LoadedMapping | None
+) -> TableSource:
     import pyarrow.parquet as pq  # noqa: PLC0415 - pyarrow is heavy and only parquet needs it
 
     try:
@@ -222,7 +234,7 @@ def _describe_parquet(path: Path, source_name: str, source_path: Path) -> TableS
     except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
         raise InputFileError(f"{source_name}: not a readable parquet file ({exc})") from exc
     columns = tuple(str(name) for name in schema.names)
-    kind, id_column = classify_columns(columns, source_name)
+    kind, id_column = _classify(columns, source_name, mapping)
     return TableSource(
         source_name=source_name,
         source_path=source_path,
@@ -235,6 +247,7 @@ def _describe_parquet(path: Path, source_name: str, source_path: Path) -> TableS
         kind=kind,
         id_column=id_column,
         content_sha256=_hash_file(path, gzipped=False, name=source_name),
+        mapping=mapping,
     )
 
 
@@ -298,7 +311,13 @@ def _extract_7z(path: Path, label: str, workdir: Path) -> list[Member]:
 
 
 def _expand(
-    path: Path, name: str, label: str, origin: Path, workdir: Path, shipped_as: str | None = None
+    path: Path,
+    name: str,
+    label: str,
+    origin: Path,
+    workdir: Path,
+    mapping: LoadedMapping | None,
+    shipped_as: str | None = None,
 ) -> list[TableSource]:
     """Turn one file (possibly an archive of archives) into table sources.
 
@@ -308,6 +327,7 @@ def _expand(
         label: Its name in messages and lineage.
         origin: The user's file it came from.
         workdir: Where archive members are extracted.
+        mapping: The marketplace mapping the tables are read with, if any.
         shipped_as: The outermost archive format, when path came out of an archive.
     """
     if path.stat().st_size == 0:
@@ -327,12 +347,12 @@ def _expand(
             source
             for member_path, member_label, member_name in members
             for source in _expand(
-                member_path, member_name, member_label, origin, workdir, shipped_as or file_format
+                member_path, member_name, member_label, origin, workdir, mapping, shipped_as or file_format
             )
         ]
     if file_format == "parquet":
-        return [_describe_parquet(path, label, origin)]
-    return [_describe_delimited(path, label, origin, shipped_as or file_format)]
+        return [_describe_parquet(path, label, origin, mapping)]
+    return [_describe_delimited(path, label, origin, shipped_as or file_format, mapping)]
 
 
 def _files_in(path: Path) -> list[Path]:
@@ -349,19 +369,23 @@ def _files_in(path: Path) -> list[Path]:
 
 
 @contextmanager
-def open_sources(paths: list[Path], scratch: Path) -> Iterator[list[TableSource]]:
+def open_sources(
+    paths: list[Path], scratch: Path, mapping: LoadedMapping | None = None
+) -> Iterator[list[TableSource]]:
     """Resolve paths into checked table sources, extracting archives into scratch space.
 
     Args:
         paths: Files or directories as the user gave them.
         scratch: A directory for the copies of the files and extracted archive members (it needs room for them);
             what is put there is removed when the context exits.
+        mapping: Another marketplace's mapping: every table must have the columns it reads (not Kaggle's).
 
     Yields:
         The table sources, in the order given (directories sorted by name).
 
     Raises:
-        InputFileError: A path is missing, empty, binary, truncated, or not a listings table.
+        InputFileError: A path is missing, empty, binary, truncated, or not a listings table (or lacks a column
+            the mapping reads; the message names the mapping).
         DiskFullError: Scratch space ran out.
     """
     try:
@@ -376,7 +400,7 @@ def open_sources(paths: list[Path], scratch: Path) -> Iterator[list[TableSource]
             source
             for given in paths
             for file in _files_in(given)
-            for source in _expand(_snapshot(file, workdir), file.name, str(file), file, workdir)
+            for source in _expand(_snapshot(file, workdir), file.name, str(file), file, workdir, mapping)
         ]
         yield sources
     finally:

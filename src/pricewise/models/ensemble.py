@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Self, TypeAlias
 
@@ -22,6 +23,9 @@ from pricewise.models.sparse_mlp import SparseMLPParams, SparseMLPRegressor
 logger = logging.getLogger(__name__)
 
 Component: TypeAlias = Ridge | SparseMLPRegressor | lgb.LGBMRegressor | EmbeddingKernelRidge
+# Told before each part of a fit: the part's name ("features", then each component's), how many components are
+# fitted already, and every component's name in fitting order.
+FitProgress: TypeAlias = Callable[[str, int, tuple[str, ...]], None]
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ class SparseTextEnsemble:
         log_price: np.ndarray,
         valid_frame: pd.DataFrame | None = None,
         valid_log_price: np.ndarray | None = None,
+        progress: FitProgress | None = None,
     ) -> Self:
         """Fit features and components; with validation data also fit blend weights and early stopping.
 
@@ -119,6 +124,8 @@ class SparseTextEnsemble:
             log_price: log1p(price) per training row.
             valid_frame: Optional held-out listings (early stopping and blend weights).
             valid_log_price: Their log1p(price).
+            progress: Told before the features and before each component (see `FitProgress`); it sees the
+                fit, never changes it.
 
         Returns:
             self.
@@ -130,13 +137,19 @@ class SparseTextEnsemble:
         if len(frame) != target.size:
             raise ValueError("frame and log_price must have equal length")
         has_valid = valid_frame is not None and valid_log_price is not None
+        # Built before the features (unfitted, they hold only their settings) so that progress knows them all.
+        self.components_ = self._new_components(len(frame))
+        names = tuple(self.components_)
+        if progress is not None:
+            progress("features", 0, names)
         started = time.perf_counter()
         features = self.builder_.fit(frame).transform(frame)
         valid_features = self.builder_.transform(valid_frame) if valid_frame is not None else None
         valid_target = np.asarray(valid_log_price, dtype=np.float64) if has_valid else None
         self.fit_seconds_ = {"features": time.perf_counter() - started}
-        self.components_ = self._new_components(len(frame))
-        for name, component in self.components_.items():
+        for done, (name, component) in enumerate(self.components_.items()):
+            if progress is not None:
+                progress(name, done, names)
             started = time.perf_counter()
             if isinstance(component, EmbeddingKernelRidge):
                 component.fit(component.inputs(listing_fields(frame)), features, target)

@@ -1,13 +1,16 @@
-"""Suggested prices and ranges with the prices items sold for (or the prices sellers chose) in; the accuracy
-figures (RMSLE, coverage) and the sellers' response (acceptance, chosen/suggested ratio) out.
+"""Suggested prices and ranges with the prices items sold for (or the prices sellers chose), and HTTP status
+counts, in; the accuracy figures (RMSLE, coverage, offline against live RMSLE per model version), the sellers'
+response (acceptance, chosen/suggested ratio) and the error rates out.
 
 `pricewise monitor` and the server's monitoring page both judge suggestions with `accuracy`, so a run's figures
-and the page's agree on the same rows. `seller_response` is the immediate signal: sellers choose a price the
-moment they list, long before anything sells.
+and the page's agree on the same rows; accuracy is judged from `monitor.min_feedback_rows` sold prices on, and
+`shortfall` says what a figure below its minimum count still lacks. `seller_response` is the immediate
+signal: sellers choose a price the moment they list, long before anything sells.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,6 +103,118 @@ def seller_response(rows: pd.DataFrame) -> SellerResponse:
         within_range=float(np.mean(inside)),
         median_ratio=float(np.median(chosen / price)),
     )
+
+
+# The MLflow run metric a version was evaluated with when it was trained (its test split's RMSLE): the offline
+# RMSLE that retraining compares live accuracy with.
+OFFLINE_RMSLE_METRIC = "test_rmsle"
+
+
+def shortfall(counted: int, needed: int, what: str = "sold prices") -> str | None:
+    """Why a figure is not judged yet: "needs N <what>, has M" while `counted` is below `needed`, else None.
+
+    Args:
+        counted: Rows the figure would rest on.
+        needed: The minimum (for accuracy, `monitor.min_feedback_rows`).
+        what: What is counted, plural.
+    """
+    return f"needs {needed} {what}, has {counted}" if counted < needed else None
+
+
+ModelKey = tuple[str | None, str | None]  # (registered model name, version)
+
+
+@dataclass(frozen=True)
+class OfflineVsLive:
+    """One model version's RMSLE at evaluation (offline) beside its RMSLE on the sold prices of a window (live)."""
+
+    model_name: str | None
+    model_version: str | None
+    sold: int  # the window's suggestions of this version with a sold price
+    offline_rmsle: float | None  # None when the registry holds no evaluation of it
+    live_rmsle: float | None  # None below the minimum count (see `shortfall`)
+    coverage: float | None  # live range coverage, None below the minimum count
+    excess: float | None  # live - offline, when both are known
+    note: str | None  # why live is not shown, when it is not
+
+
+def accuracy_by_model(rows: pd.DataFrame) -> list[tuple[ModelKey, Accuracy]]:
+    """`accuracy` per (model_name, model_version), ordered by them.
+
+    Args:
+        rows: As for `accuracy`, with columns model_name and model_version.
+    """
+    groups = rows.groupby(["model_name", "model_version"], sort=True, dropna=False)
+    return [
+        ((None if _missing(name) else str(name), None if _missing(version) else str(version)), accuracy(part))
+        for (name, version), part in groups
+    ]
+
+
+def offline_vs_live(
+    live: Sequence[tuple[ModelKey, Accuracy]], offline: Mapping[ModelKey, float | None], min_sold: int
+) -> list[OfflineVsLive]:
+    """Each model version's offline RMSLE beside its live one; live figures only from `min_sold` sold prices on.
+
+    Args:
+        live: `accuracy_by_model` of a window's sold suggestions.
+        offline: The evaluated RMSLE of each (model name, version); missing or None when unknown.
+        min_sold: The sold prices a live figure needs (`monitor.min_feedback_rows`, as `pricewise monitor` and
+            retraining judge accuracy).
+
+    Returns:
+        One row per model version in `live`, in its order.
+    """
+    rows = []
+    for (name, version), part in live:
+        note = shortfall(part.sold, min_sold)
+        judged = note is None and part.rmsle is not None
+        reference = offline.get((name, version))
+        live_rmsle = part.rmsle if judged else None
+        rows.append(
+            OfflineVsLive(
+                model_name=name,
+                model_version=version,
+                sold=part.sold,
+                offline_rmsle=reference,
+                live_rmsle=live_rmsle,
+                coverage=part.coverage if judged else None,
+                excess=None if live_rmsle is None or reference is None else live_rmsle - reference,
+                note=note,
+            )
+        )
+    return rows
+
+
+CLIENT_CLOSED = 499  # the client left before any response: neither its error nor the server's
+
+
+@dataclass(frozen=True)
+class ErrorRates:
+    """Shares of answered requests by status class."""
+
+    requests: int  # requests counted, those whose client left included
+    client_errors: float | None  # share with a 4xx status (499 excluded)
+    server_errors: float | None  # share with a 5xx status
+    client_closed: float | None  # share whose client left before any response (logged as 499)
+
+
+def error_rates(statuses: Mapping[int, int]) -> ErrorRates:
+    """The 4xx, 5xx and client-closed shares of requests counted by status code.
+
+    Args:
+        statuses: Requests per HTTP status code.
+
+    Returns:
+        The shares; None when no request was counted.
+    """
+    total = sum(statuses.values())
+    if total == 0:
+        return ErrorRates(0, None, None, None)
+    closed = statuses.get(CLIENT_CLOSED, 0)
+    client = sum(n for code, n in statuses.items() if 400 <= code < 500 and code != CLIENT_CLOSED)
+    server = sum(n for code, n in statuses.items() if code >= 500)
+    return ErrorRates(total, client / total, server / total, closed / total)
 
 
 def _missing(value: object) -> bool:

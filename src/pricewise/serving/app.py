@@ -8,13 +8,15 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import SQLAlchemyError
@@ -35,6 +37,9 @@ from pricewise.store.sql import StoreUnavailableError, is_unavailable, reason
 logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
+# Swagger UI and ReDoc as files of an installed package: the docs need no CDN and no network.
+DOCS_ASSETS = Path(str(files("fastapi_offline") / "static"))
+DOCS_ASSETS_PATH = "/static/docs"
 LOG_GROUP_MAX = 512
 DESCRIPTION = (
     "Price suggestions for second-hand listings. Every suggestion carries a request id, is written to the "
@@ -116,6 +121,7 @@ async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     """422 with the field path, message and type of each error; the input is not echoed back (it can be huge,
     binary, or personal), so the answer is always small, valid JSON."""
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    errors = limits.restate_ceilings(list(errors), request.app.state.config.serve)
     detail = [
         {
             "type": str(error.get("type", "")),
@@ -148,6 +154,43 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal error", "trace_id": trace_id}, status_code=500)
 
 
+def _add_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs (with its OAuth2 redirect page) and ReDoc at /redoc, their scripts, styles and icon
+    from `DOCS_ASSETS_PATH`: the pages load nothing from another host."""
+    oauth2_redirect_url = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+    app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=str(DOCS_ASSETS)), name="docs-assets")
+
+    def local(request: Request, path: str) -> str:
+        return str(request.scope.get("root_path", "")).rstrip("/") + path
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=local(request, "/openapi.json"),
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=local(request, f"{DOCS_ASSETS_PATH}/swagger-ui-bundle.js"),
+            swagger_css_url=local(request, f"{DOCS_ASSETS_PATH}/swagger-ui.css"),
+            swagger_favicon_url=local(request, f"{DOCS_ASSETS_PATH}/favicon.png"),
+            oauth2_redirect_url=local(request, oauth2_redirect_url),
+            init_oauth=app.swagger_ui_init_oauth,
+            swagger_ui_parameters=app.swagger_ui_parameters,
+        )
+
+    @app.get(oauth2_redirect_url, include_in_schema=False)
+    async def swagger_ui_oauth2_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=local(request, "/openapi.json"),
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=local(request, f"{DOCS_ASSETS_PATH}/redoc.standalone.js"),
+            redoc_favicon_url=local(request, f"{DOCS_ASSETS_PATH}/favicon.png"),
+            with_google_fonts=False,
+        )
+
+
 def create_app(settings: Settings, config: Config) -> FastAPI:
     """Build the API; the model and the prediction log are opened by the lifespan, not here.
 
@@ -163,9 +206,10 @@ def create_app(settings: Settings, config: Config) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=_lifespan,
-        # The interactive docs and the schema are opt-in: a public server need not describe itself.
-        docs_url="/docs" if config.serve.expose_docs else None,
-        redoc_url="/redoc" if config.serve.expose_docs else None,
+        # The interactive docs and the schema are opt-in: a public server need not describe itself. The docs
+        # pages are our own routes (below), built on local copies of Swagger UI and ReDoc.
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json" if config.serve.expose_docs else None,
     )
     app.state.settings = settings
@@ -189,6 +233,8 @@ def create_app(settings: Settings, config: Config) -> FastAPI:
         app.include_router(routes.admin)
     if outcomes_routes.outcomes_token(settings) is not None:  # no token: no outcomes endpoint (404)
         app.include_router(outcomes_routes.api)
+    if config.serve.expose_docs:
+        _add_docs(app)  # before /static: its mount would take /static/docs/ too
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)

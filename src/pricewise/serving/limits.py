@@ -60,6 +60,37 @@ def check_listings(listings: Sequence[Listing], serve: ServeConfig, batch: bool)
         raise RequestValidationError(errors)
 
 
+def restate_ceilings(errors: list[dict[str, Any]], serve: ServeConfig) -> list[dict[str, Any]]:
+    """The request models' errors with the configured limits in place of the hard ceilings they were checked
+    against: a batch of 1,001 listings is told the configured maximum, not the model's 1,000.
+
+    Args:
+        errors: FastAPI's validation errors, as `RequestValidationError.errors()` gives them.
+        serve: The configured limits (never above the ceilings, see `ServeConfig`).
+
+    Returns:
+        The errors, those about a ceiling restated; the others as they were.
+    """
+    limits = {"name": serve.max_name_chars, "item_description": serve.max_description_chars}
+    restated = []
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        kind = error.get("type")
+        update: dict[str, Any] = {}
+        if kind == "too_long" and loc == ("body", "listings"):
+            count = error.get("input")
+            count_text = f", not {len(count)}" if isinstance(count, list) else ""
+            update = {
+                "msg": f"List should have at most {serve.max_batch} items after validation{count_text}",
+                "ctx": {"max_length": serve.max_batch},
+            }
+        elif kind == "string_too_long" and loc and loc[-1] in limits:
+            limit = limits[str(loc[-1])]
+            update = {"msg": f"String should have at most {limit} characters", "ctx": {"max_length": limit}}
+        restated.append({**error, **update})
+    return restated
+
+
 def patch_openapi(schema: dict[str, Any], serve: ServeConfig) -> dict[str, Any]:
     """Show the configured limits (not the hard ceilings) in the OpenAPI document."""
     components = schema.get("components", {}).get("schemas", {})

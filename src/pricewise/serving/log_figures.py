@@ -1,6 +1,7 @@
 """This worker's prediction log in; the monitoring page's log sections out: request rate and latency
-percentiles, accuracy against sold prices, and the sellers' response to suggestions, recomputed at most every few
-seconds.
+percentiles (every bucket of the window, those without requests as gaps), accuracy against sold prices (overall
+and per model version, for the offline-against-live comparison), the sellers' response to suggestions and the
+share of fallback suggestions, recomputed at most every few seconds.
 
 The prediction log can hold millions of rows: request counts and latency percentiles are aggregated in the
 database, which returns one row per time bucket; the buckets need a dialect-specific epoch expression (SQLite and
@@ -16,11 +17,12 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pandas as pd
+from pydantic import BaseModel, Field
 from sqlalchemy import BigInteger, Integer, case, cast, extract, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -108,11 +110,60 @@ def _unsupported(section: type[SectionT], dialect: str) -> SectionT:
     )
 
 
-def traffic(log: PredictionLog) -> TrafficSection:
+class TrafficPoint(BaseModel):
+    """One bucket of the latency chart; a bucket without requests has no latency (null), so lines break there."""
+
+    start: str = Field(description="Bucket start (ISO 8601, UTC).")
+    requests: int
+    per_minute: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+class TrafficSeries(TrafficSection):
+    """Request rate and latency over time, with every bucket of the window in `series`."""
+
+    series: list[TrafficPoint] = Field(
+        default_factory=list,
+        description=(
+            "Every bucket from the first with requests to the latest; buckets without requests have 0 requests "
+            "and null latencies (a gap in the chart, not a line drawn across it)."
+        ),
+    )
+
+
+def series(buckets: list[TrafficBucket], width: int) -> list[TrafficPoint]:
+    """The buckets with the empty buckets between them filled in: 0 requests, no latency."""
+    if not buckets:
+        return []
+    by_epoch = {int(datetime.fromisoformat(b.start).timestamp()): b for b in buckets}
+    first, last = min(by_epoch), max(by_epoch)
+    points = []
+    for epoch in range(first, last + width, width):
+        bucket = by_epoch.get(epoch)
+        if bucket is None:
+            points.append(
+                TrafficPoint(
+                    start=_bucket_start(epoch),
+                    requests=0,
+                    per_minute=0.0,
+                    p50_ms=None,
+                    p95_ms=None,
+                    p99_ms=None,
+                )
+            )
+        else:
+            points.append(TrafficPoint(**bucket.model_dump()))
+    return points
+
+
+def traffic(log: PredictionLog) -> TrafficSeries:
     """Suggestions per bucket and nearest-rank latency percentiles, aggregated in the database.
 
     The percentiles use window functions (SQLite 3.25+, PostgreSQL): rows are ranked by latency within their
-    bucket, and p-th percentile is the latency at rank ceil(p * n). One row per bucket comes back.
+    bucket, and p-th percentile is the latency at rank ceil(p * n). One row per bucket with requests comes back;
+    `series` adds the buckets without any.
     """
     predictions = log.predictions
     dialect = log.engine.dialect.name
@@ -121,10 +172,10 @@ def traffic(log: PredictionLog) -> TrafficSection:
             select(func.count(), func.min(predictions.c.created_at), func.max(predictions.c.created_at))
         ).one()
         if not total:
-            return TrafficSection(state="empty", message="no suggestions logged yet")
+            return TrafficSeries(state="empty", message="no suggestions logged yet")
         epoch = _epoch_seconds(dialect, predictions.c.created_at)
         if epoch is None:
-            return _unsupported(TrafficSection, dialect)
+            return _unsupported(TrafficSeries, dialect)
         window = _span(first, last)
         bucketed = (
             select((epoch - epoch % window.width).label("bucket"), predictions.c.latency_ms.label("latency"))
@@ -158,13 +209,14 @@ def traffic(log: PredictionLog) -> TrafficSection:
         )
         for bucket, n, p50, p95, p99 in rows
     ]
-    return TrafficSection(
+    return TrafficSeries(
         state="ok",
         bucket_seconds=window.width,
         window_start=window.start.isoformat(),
         window_end=window.end.isoformat(),
         total_requests=sum(b.requests for b in buckets),
         buckets=buckets,
+        series=series(buckets, window.width),
     )
 
 
@@ -269,8 +321,69 @@ def sellers(log: PredictionLog) -> SellerResponseSection:
     )
 
 
+def live_accuracy(log: PredictionLog) -> list[tuple[figures.ModelKey, figures.Accuracy]]:
+    """`pricewise.monitoring.figures.accuracy` per model (name and version) over the accuracy section's window:
+    the live side of the offline-against-live comparison."""
+    sold = log.sold_suggestions(with_inputs=False)
+    sold = sold[sold["price"].notna()]
+    if sold.empty:
+        return []
+    span = _span(sold["created_at"].min().to_pydatetime(), sold["created_at"].max().to_pydatetime())
+    return figures.accuracy_by_model(sold[sold["created_at"] >= pd.Timestamp(span.start)])
+
+
+class FallbackSection(MonitoringSection):
+    """How many of the window's suggestions the rules baseline made (the main model could not be served)."""
+
+    window_start: str | None = None
+    window_end: str | None = None
+    suggestions: int = Field(default=0, description="Suggestions logged in the window.")
+    fallback: int = Field(
+        default=0, description="Of them, suggestions flagged `fallback` (the rules baseline)."
+    )
+
+
+def fallbacks(log: PredictionLog) -> FallbackSection:
+    """The suggestions and the fallback suggestions of the latest MAX_WINDOW, counted in the database."""
+    p = log.predictions
+    with log.engine.connect() as connection:
+        first, last = connection.execute(select(func.min(p.c.created_at), func.max(p.c.created_at))).one()
+        if last is None:
+            return FallbackSection(state="empty", message="no suggestions logged yet")
+        span = _span(first, last)
+        total, fallback = connection.execute(
+            select(func.count(), func.coalesce(func.sum(case((p.c.fallback, 1), else_=0)), 0)).where(
+                p.c.created_at >= span.start
+            )
+        ).one()
+    return FallbackSection(
+        state="ok",
+        window_start=span.start.isoformat(),
+        window_end=span.end.isoformat(),
+        suggestions=int(total),
+        fallback=int(fallback),
+    )
+
+
+@dataclass(frozen=True)
+class LogSections:
+    """Everything the page computes from the prediction log; a live accuracy that failed carries its reason."""
+
+    traffic: TrafficSeries
+    accuracy: AccuracySection
+    sellers: SellerResponseSection
+    fallbacks: FallbackSection
+    live: list[tuple[figures.ModelKey, figures.Accuracy]] = field(default_factory=list)
+    live_error: str | None = None
+
+    def failed(self) -> bool:
+        """Whether any part failed (such figures are not kept for reuse)."""
+        parts = (self.traffic, self.accuracy, self.sellers, self.fallbacks)
+        return self.live_error is not None or any(section.state == "error" for section in parts)
+
+
 class LogFigures:
-    """Traffic and accuracy of one prediction log, recomputed at most every `ttl_seconds`.
+    """The log sections of one prediction log, recomputed at most every `ttl_seconds`.
 
     On SQLite, a million logged rows take seconds to aggregate. A page view asks twice (the page, then its
     charts), and several viewers or refreshes come at once: one computation serves them all, and concurrent
@@ -288,30 +401,44 @@ class LogFigures:
         self.ttl_seconds = ttl_seconds
         self._lock = threading.Lock()
         self._computed_at = -math.inf
-        self._figures: tuple[TrafficSection, AccuracySection, SellerResponseSection] | None = None
+        self._figures: LogSections | None = None
 
-    def get(self) -> tuple[TrafficSection, AccuracySection, SellerResponseSection]:
-        """The traffic, accuracy and seller-response sections, fresh or at most `ttl_seconds` old."""
+    def get(self) -> LogSections:
+        """The log's sections, fresh or at most `ttl_seconds` old."""
         with self._lock:
             if self._figures is not None and time.monotonic() - self._computed_at < self.ttl_seconds:
                 return self._figures
-            figures = (
-                guarded(
+            live: list[tuple[figures.ModelKey, figures.Accuracy]] = []
+            live_error = None
+            try:
+                live = live_accuracy(self.log)
+            except Exception as exc:
+                logger.exception("monitoring section live accuracy failed")
+                live_error = f"could not compute live accuracy: {type(exc).__name__} (see the server log)"
+            sections = LogSections(
+                traffic=guarded(
                     "traffic",
                     lambda: traffic(self.log),
-                    lambda message: TrafficSection(state="error", message=message),
+                    lambda message: TrafficSeries(state="error", message=message),
                 ),
-                guarded(
+                accuracy=guarded(
                     "accuracy",
                     lambda: accuracy(self.log),
                     lambda message: AccuracySection(state="error", message=message),
                 ),
-                guarded(
+                sellers=guarded(
                     "seller response",
                     lambda: sellers(self.log),
                     lambda message: SellerResponseSection(state="error", message=message),
                 ),
+                fallbacks=guarded(
+                    "fallbacks",
+                    lambda: fallbacks(self.log),
+                    lambda message: FallbackSection(state="error", message=message),
+                ),
+                live=live,
+                live_error=live_error,
             )
-            if all(section.state != "error" for section in figures):
-                self._figures, self._computed_at = figures, time.monotonic()
-            return figures
+            if not sections.failed():
+                self._figures, self._computed_at = sections, time.monotonic()
+            return sections

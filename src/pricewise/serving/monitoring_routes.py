@@ -16,8 +16,8 @@ from fastapi.templating import Jinja2Templates
 from pricewise.config import Config
 from pricewise.serving import log_figures, monitoring_view
 from pricewise.serving.model_holder import ModelHolder, current_champion_version
+from pricewise.serving.observability import Metrics
 from pricewise.serving.routes import model_info
-from pricewise.serving.schemas import MonitoringOverview
 from pricewise.settings import Settings
 
 api = APIRouter(prefix="/v1", tags=["monitoring"])
@@ -33,12 +33,23 @@ REPORT_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _overview(request: Request) -> MonitoringOverview:
+def _offline_rmsle(request: Request) -> monitoring_view.OfflineRmsle:
+    """The app's reader of offline RMSLE, made on first use (it keeps what it read for the app's lifetime)."""
+    state = request.app.state
+    found: monitoring_view.OfflineRmsle | None = getattr(state, "offline_rmsle", None)
+    if found is None:
+        found = monitoring_view.OfflineRmsle(state.settings)
+        state.offline_rmsle = found
+    return found
+
+
+def _overview(request: Request) -> monitoring_view.MonitoringPage:
     state = request.app.state
     settings: Settings = state.settings
     config: Config = state.config
     figures: log_figures.LogFigures = state.log_figures
     holder: ModelHolder = state.models
+    metrics: Metrics = state.metrics
     served = holder.served
     return monitoring_view.overview(
         settings,
@@ -47,16 +58,23 @@ def _overview(request: Request) -> MonitoringOverview:
         model_info(served) if served is not None else None,
         lambda: current_champion_version(settings, config),
         lambda run_id: str(request.url_for("monitoring_report", run_id=run_id).path),
+        policy=monitoring_view.PagePolicy(config.monitor, config.retrain.rmsle_margin),
+        statuses=lambda: monitoring_view.suggestion_statuses(metrics),
+        offline=_offline_rmsle(request),
     )
 
 
-@api.get("/monitoring", response_model=MonitoringOverview)
-def monitoring_overview(request: Request) -> MonitoringOverview:
-    """The champion and promotion history, request rate and latency percentiles over time, RMSLE and range
-    coverage against reported sold prices, and the drift status of each monitoring run.
+@api.get("/monitoring", response_model=monitoring_view.MonitoringPage)
+def monitoring_overview(request: Request) -> monitoring_view.MonitoringPage:
+    """The champion and promotion history, request rate and latency percentiles over time (empty buckets as
+    gaps), error and fallback rates, RMSLE and range coverage against reported sold prices, offline against live
+    RMSLE per model version, the sellers' response, the drift status of each monitoring run and the latest
+    retraining decisions.
 
     Always 200: a section without data, or whose source is unavailable (the registry unreachable, the decision
-    tables unreadable), says so in its `state` and `message`.
+    tables unreadable), says so in its `state` and `message`; a figure below its minimum count
+    (`monitor.min_feedback_rows` sold or chosen prices, `monitor.min_rows` requests) says how many it needs and
+    has instead.
     """
     return _overview(request)
 

@@ -10,10 +10,21 @@ from typing import Any
 
 import duckdb
 
+# Lineage columns added after the first schema: a warehouse made before them gets them on its next write (NULL
+# for its earlier batches), and reading one that has not been written since sees NULL.
+ADDED_BATCH_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("mapping_name", "VARCHAR"),
+    ("mapping_sha256", "VARCHAR"),
+)
+
 
 @dataclass(frozen=True)
 class BatchRecord:
-    """One row of ``batches``: where a batch came from and how many rows it had (fields are the columns)."""
+    """One row of ``batches``: where a batch came from and how many rows it had (fields are the columns).
+
+    ``mapping_name`` and ``mapping_sha256`` name the marketplace mapping the file was read with (None for a file
+    in Kaggle's layout).
+    """
 
     batch_id: str
     kind: str
@@ -25,6 +36,8 @@ class BatchRecord:
     parse_rejected: int
     ingested_at: datetime
     schema_version: int
+    mapping_name: str | None = None
+    mapping_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,23 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, row: BatchRecord | Valid
     con.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", list(astuple(row)))
 
 
+def add_lineage_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """Give a ``batches`` table made before them the lineage columns added since (a no-op when it has them)."""
+    for name, sql_type in ADDED_BATCH_COLUMNS:
+        con.execute(f"ALTER TABLE batches ADD COLUMN IF NOT EXISTS {name} {sql_type}")
+
+
+def _present_columns(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'batches'")
+    return {str(r[0]) for r in rows.fetchall()}
+
+
+def _batch_columns(con: duckdb.DuckDBPyConnection) -> str:
+    """The SELECT list of BatchRecord's fields; a column an older warehouse lacks reads as NULL."""
+    present = _present_columns(con)
+    return ", ".join(f.name if f.name in present else f"NULL AS {f.name}" for f in fields(BatchRecord))
+
+
 def record_batch(con: duckdb.DuckDBPyConnection, record: BatchRecord) -> None:
     """Record a batch's lineage.
 
@@ -75,6 +105,7 @@ def record_batch(con: duckdb.DuckDBPyConnection, record: BatchRecord) -> None:
         con: An open warehouse connection, usually inside the transaction that loaded the batch's rows.
         record: The batch's lineage row.
     """
+    add_lineage_columns(con)
     _insert(con, "batches", record)
 
 
@@ -88,16 +119,17 @@ def find_batch(con: duckdb.DuckDBPyConnection, batch_id: str) -> BatchRecord | N
     Returns:
         The batch's row, or None when the warehouse has no such batch.
     """
-    columns = ", ".join(f.name for f in fields(BatchRecord))
-    row = con.execute(f"SELECT {columns} FROM batches WHERE batch_id = ?", [batch_id]).fetchone()
+    row = con.execute(f"SELECT {_batch_columns(con)} FROM batches WHERE batch_id = ?", [batch_id]).fetchone()
     return BatchRecord(*row) if row is not None else None
 
 
-def batch_ids_by_content(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """Every ingested content digest with the batch holding it, so the same content is not ingested twice."""
+def batch_ids_by_content(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str | None]]:
+    """Every ingested content digest with the batch holding it and the digest of the mapping it was read through
+    (None for a file in Kaggle's layout), so the same content is not ingested twice."""
+    mapping = "mapping_sha256" if "mapping_sha256" in _present_columns(con) else "NULL"
+    rows = con.execute(f"SELECT content_sha256, batch_id, {mapping} FROM batches").fetchall()
     return {
-        str(sha): str(batch_id)
-        for sha, batch_id in con.execute("SELECT content_sha256, batch_id FROM batches").fetchall()
+        str(sha): (str(batch_id), None if mapped is None else str(mapped)) for sha, batch_id, mapped in rows
     }
 
 

@@ -450,15 +450,17 @@ class PredictionLog:
             with_inputs: Also return each request's listing (the harvest needs it; figures do not).
 
         Returns:
-            Columns request_id, created_at (UTC), model_version, inputs (the request's listing, when asked for),
-            price, low, high, stated_coverage (the coverage the range promised), sold_price (the trusted outcome)
-            and label_source (where that outcome came from); price is NaN for a suggestion that logged none.
+            Columns request_id, created_at (UTC), model_version, model_name and fallback (the rules baseline's
+            versions are numbered on their own: the name tells its version 1 from the main model's), inputs (the
+            request's listing, when asked for), price, low, high, stated_coverage (the coverage the range
+            promised), sold_price (the trusted outcome) and label_source (where that outcome came from); price is
+            NaN for a suggestion that logged none. Oldest first.
         """
         p = self.predictions
         sold = self.latest_sold_prices()
         query = (
             select(
-                *self._suggested(*([p.c.inputs] if with_inputs else [])),
+                *self._suggested(p.c.model_name, p.c.fallback, *([p.c.inputs] if with_inputs else [])),
                 p.c.outputs["coverage"].as_float().label("stated_coverage"),
                 sold.c.sold_price,
                 sold.c.source.label("label_source"),

@@ -199,6 +199,8 @@ def connect_scratch(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
     con = duckdb.connect(":memory:")
     try:
         _limit_resources(con, settings)
+        # What does not fit in memory spills to scratch space, not to `.tmp` in the working directory.
+        con.execute(f"SET temp_directory = {sql_literal(str(settings.scratch / 'duckdb'))}")
         con.execute(SCHEMA)
         yield con
     finally:

@@ -24,6 +24,12 @@ SAMPLE_REJECTS = 20
 NO_WORDS = r"^[[:digit:][:space:][:punct:]]+$"
 # The placeholder Mercari writes for a listing without a description; in any other column it is misplaced.
 DESCRIPTION_PLACEHOLDER = "No description yet"
+# Optional text a listing to score may lose: broken there, it is blanked and flagged (the flag's code), not a reason
+# to refuse the row. Broken text elsewhere still refuses it.
+BLANKED_WHEN_BROKEN: dict[str, str] = {
+    "brand_name": "brand_blanked_broken_encoding",
+    "item_description": "description_blanked_broken_encoding",
+}
 
 
 def _path_form(column: str, levels: tuple[int, int]) -> str:
@@ -151,16 +157,33 @@ def checked_rows_sql(kind: str, config: ValidateConfig, scoring: bool = False) -
         kind: priced rows are also checked for a valid price; unpriced rows are not.
         config: The row rules.
         scoring: The rows are only to be scored (`pricewise predict`), not kept: names and descriptions cut
-            short are not judged.
+            short are not judged, and a brand or description with broken text (control characters, mojibake)
+            is blanked (NULL) and flagged instead of refusing the row.
 
     Returns:
         A SELECT over ``raw_listings`` with the typed columns price_num, id_num, condition_num, shipping_num and
-        the list ``reasons``.
+        the list ``reasons``; when `scoring`, also the list ``flags`` (codes of `BLANKED_WHEN_BROKEN`).
     """
     rules = config.rows
-    text_checks = " OR ".join(
-        f"regexp_matches(coalesce({col}, ''), '{BROKEN_TEXT}|{MOJIBAKE}')" for col in TEXT_COLUMNS
-    )
+
+    def broken(col: str) -> str:
+        return f"regexp_matches(coalesce({col}, ''), '{BROKEN_TEXT}|{MOJIBAKE}')"
+
+    judged = [col for col in TEXT_COLUMNS if not (scoring and col in BLANKED_WHEN_BROKEN)]
+    text_checks = " OR ".join(broken(col) for col in judged)
+    rows = "raw_listings r WHERE r.batch_id = $batch"
+    if scoring:
+        blanked = ", ".join(
+            f"CASE WHEN {broken(f'b.{col}')} THEN NULL ELSE b.{col} END AS {col}"
+            for col in BLANKED_WHEN_BROKEN
+        )
+        flags = ", ".join(
+            f"CASE WHEN {broken(f'b.{col}')} THEN '{code}' END" for col, code in BLANKED_WHEN_BROKEN.items()
+        )
+        rows = (
+            f"(SELECT b.* REPLACE ({blanked}), list_filter([{flags}], lambda x: x IS NOT NULL) AS flags "
+            "FROM raw_listings b WHERE b.batch_id = $batch) r"
+        )
     price_rules = ""
     if kind == "priced":
         price_rules = f"""
@@ -191,7 +214,7 @@ def checked_rows_sql(kind: str, config: ValidateConfig, scoring: bool = False) -
                 TRY_CAST(trim(r.item_condition_id) AS DOUBLE) AS condition_num,
                 TRY_CAST(trim(r.shipping) AS DOUBLE) AS shipping_num,
                 count(*) OVER (PARTITION BY trim(r.source_id)) AS id_copies
-            FROM raw_listings r WHERE r.batch_id = $batch
+            FROM {rows}
         ),
         earlier AS (
             SELECT DISTINCT source_id FROM listings WHERE kind = 'priced' AND batch_id <> $batch

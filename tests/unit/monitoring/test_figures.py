@@ -72,3 +72,56 @@ def test_seller_response_without_choices_has_no_rates() -> None:
     assert figures.seller_response(pd.DataFrame()) == empty
     unanswered = pd.DataFrame({"price": [5.0], "low": [4.0], "high": [6.0], "chosen_price": [np.nan]})
     assert figures.seller_response(unanswered) == empty
+
+
+def test_shortfall_names_what_is_missing_only_below_the_minimum() -> None:
+    assert figures.shortfall(1, 30) == "needs 30 sold prices, has 1"
+    assert figures.shortfall(2, 5, "chosen prices") == "needs 5 chosen prices, has 2"
+    assert figures.shortfall(30, 30) is None
+    assert figures.shortfall(31, 30) is None
+
+
+def models() -> pd.DataFrame:
+    frame = rows()
+    frame["model_name"] = ["pricewise", "pricewise", "pricewise", "pricewise-baseline", None]
+    frame["model_version"] = ["1", "1", "2", "1", None]
+    return frame
+
+
+def test_accuracy_by_model_keeps_a_baseline_version_apart_from_the_main_models() -> None:
+    frame = models()
+    grouped = dict(figures.accuracy_by_model(frame))
+    assert set(grouped) == {("pricewise", "1"), ("pricewise", "2"), ("pricewise-baseline", "1"), (None, None)}
+    assert grouped[("pricewise", "1")] == figures.accuracy(frame.iloc[:2])
+    assert grouped[("pricewise", "2")] == figures.accuracy(frame.iloc[2:3])
+    assert grouped[("pricewise-baseline", "1")].sold == 0, "its only row has no suggested price"
+
+
+def test_offline_vs_live_shows_live_figures_only_from_the_minimum_count() -> None:
+    live = figures.accuracy_by_model(models())
+    offline = {("pricewise", "1"): 0.30, ("pricewise", "2"): 0.25}
+    got = {(r.model_name, r.model_version): r for r in figures.offline_vs_live(live, offline, min_sold=2)}
+    judged = got[("pricewise", "1")]
+    expected = figures.accuracy(models().iloc[:2])
+    assert (judged.sold, judged.live_rmsle, judged.coverage) == (2, expected.rmsle, expected.coverage)
+    assert judged.offline_rmsle == 0.30
+    assert expected.rmsle is not None
+    assert judged.excess == pytest.approx(expected.rmsle - 0.30)
+    assert judged.note is None
+    hidden = got[("pricewise", "2")]
+    assert (hidden.sold, hidden.live_rmsle, hidden.coverage, hidden.excess) == (1, None, None, None)
+    assert hidden.offline_rmsle == 0.25, "the offline figure needs no sold prices"
+    assert hidden.note == "needs 2 sold prices, has 1"
+    assert got[("pricewise-baseline", "1")].offline_rmsle is None, "no evaluation known"
+    assert [(r.model_name, r.model_version) for r in figures.offline_vs_live(live, offline, 2)] == [
+        key for key, _ in live
+    ]
+
+
+def test_error_rates_split_4xx_5xx_and_clients_that_left() -> None:
+    got = figures.error_rates({200: 14, 422: 3, 413: 1, 500: 1, 503: 0, 499: 1})
+    assert got.requests == 20
+    assert got.client_errors == pytest.approx(4 / 20), "422 and 413; 499 is not a client error"
+    assert got.server_errors == pytest.approx(1 / 20)
+    assert got.client_closed == pytest.approx(1 / 20)
+    assert figures.error_rates({}) == figures.ErrorRates(0, None, None, None)

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from starlette.routing import Mount, Route
 
-from pricewise.config import Config, load_config
+from pricewise.config import Config, ServeConfig, load_config
 from pricewise.serving.app import create_app
 from pricewise.settings import Settings
 from tests.support.servers import LISTING
@@ -120,6 +120,29 @@ def test_the_batch_limit_comes_from_the_config(tight_client: TestClient) -> None
     (error,) = over.json()["detail"]
     assert error["loc"] == ["body", "listings"]
     assert error["ctx"] == {"max_length": 3}
+
+
+def test_requests_over_the_hard_ceilings_are_told_the_configured_limits(tight_client: TestClient) -> None:
+    # Over the request models' own ceilings (1,000 listings, 1,000-character names): the answer still names the
+    # configured 3 and 30, never the ceiling.
+    many = tight_client.post("/v1/suggestions/batch", json={"listings": [LISTING] * 1001})
+    huge_title = tight_client.post("/v1/suggestions", json={**LISTING, "name": "n" * 1001})
+
+    assert many.status_code == 422
+    (error,) = many.json()["detail"]
+    assert error["loc"] == ["body", "listings"]
+    assert error["ctx"] == {"max_length": 3}
+    assert error["msg"] == "List should have at most 3 items after validation, not 1001"
+    assert huge_title.status_code == 422
+    (error,) = huge_title.json()["detail"]
+    assert error["loc"] == ["body", "name"]
+    assert error["ctx"] == {"max_length": 30}
+    assert "1000" not in error["msg"]
+
+
+def test_a_configured_limit_above_the_hard_ceiling_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_batch"):
+        ServeConfig(max_batch=1001)
 
 
 def test_text_limits_come_from_the_config_for_single_and_batched_listings(tight_client: TestClient) -> None:

@@ -55,7 +55,7 @@ def test_a_batch_record_round_trips(con: duckdb.DuckDBPyConnection) -> None:
 
     assert batches.find_batch(con, "b1") == batch("b1")
     assert batches.find_batch(con, "bnope") is None
-    assert batches.batch_ids_by_content(con) == {"sha-b1": "b1"}
+    assert batches.batch_ids_by_content(con) == {"sha-b1": ("b1", None)}
 
 
 def test_rows_are_written_by_column_name_not_position() -> None:

@@ -102,3 +102,11 @@ def test_lineage_lists_the_content_of_the_batches_trained_on_in_batch_order(
     con.execute("DELETE FROM listings")
     assert warehouse.training_lineage(con) == ""
     assert warehouse.training_split_counts(con) == {}
+
+
+def test_a_scratch_database_spills_to_scratch_space_not_the_working_directory(settings: Settings) -> None:
+    with warehouse.connect_scratch(settings) as con:
+        row = con.execute("SELECT current_setting('temp_directory')").fetchone()
+
+    assert row is not None
+    assert row[0] == str(settings.scratch / "duckdb")

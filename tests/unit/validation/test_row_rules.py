@@ -489,3 +489,42 @@ def test_rows_only_to_be_scored_are_not_refused_for_text_cut_short(
     # Scoring refuses the same rows for every other reason, and none for text cut short.
     expected = {i: [r for r in found if r not in cut_text] for i, found in kept_out.items()}
     assert scored == {i: found for i, found in expected.items() if found}
+
+
+def test_rows_to_score_lose_broken_optional_text_with_a_flag_but_a_broken_name_is_refused(
+    ingest_rows: Callable[..., str], settings: Settings
+) -> None:
+    broken = {
+        10: {"brand_name": "SenseCosmeticsâ„¢"},
+        11: {"item_description": "control \x01 character"},
+        12: {"brand_name": "Caf\ufffd", "item_description": "Ã© broken too"},
+        13: {"name": "Caf\ufffd mug"},
+    }
+    batch_id = ingest_rows([*CLEAN, *(listing_row(i, **override) for i, override in broken.items())])
+
+    def checked(scoring: bool) -> dict[str, tuple[object, ...]]:
+        sql = row_rules.checked_rows_sql("priced", ValidateConfig(), scoring=scoring)
+        flags = "flags" if scoring else "NULL"
+        with warehouse.connect(settings, read_only=True) as con:
+            rows = con.execute(
+                f"SELECT source_id, reasons, {flags}, brand_name, item_description FROM ({sql})",
+                {"batch": batch_id, "kind": "priced"},
+            ).fetchall()
+        return {str(r[0]): tuple(r[1:]) for r in rows}
+
+    kept_out, scored = checked(scoring=False), checked(scoring=True)
+
+    assert {i for i, r in kept_out.items() if "broken_encoding" in r[0]} == {"10", "11", "12", "13"}
+    assert scored["10"][:3] == ([], ["brand_blanked_broken_encoding"], None)
+    assert scored["11"][0:2] == ([], ["description_blanked_broken_encoding"])
+    assert scored["11"][3] is None
+    assert scored["12"] == (
+        [],
+        ["brand_blanked_broken_encoding", "description_blanked_broken_encoding"],
+        None,
+        None,
+    )
+    assert "broken_encoding" in scored["13"][0]
+    assert scored["13"][1] == []
+    clean = {str(i) for i in range(6)}
+    assert all(scored[i][:2] == ([], []) and scored[i][2] == kept_out[i][2] for i in clean)
