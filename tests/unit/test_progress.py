@@ -10,6 +10,7 @@ import os
 import re
 import threading
 import warnings
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pandas as pd
@@ -46,6 +47,16 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@pytest.fixture(autouse=True)
+def fresh_level_caches() -> Iterator[None]:
+    """Loggers remember whether a level is on until a level is set with `setLevel`; the tests here set the root's
+    level as an attribute (restored afterwards), so each starts from cleared caches and leaves them cleared."""
+    root = logging.getLogger()
+    root.setLevel(root.level)
+    yield
+    root.setLevel(root.level)
 
 
 @pytest.fixture
