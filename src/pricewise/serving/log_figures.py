@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 from pydantic import BaseModel, Field
-from sqlalchemy import BigInteger, Integer, case, cast, extract, func, select
+from sqlalchemy import BigInteger, Connection, Integer, case, cast, extract, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from pricewise.monitoring import figures
@@ -87,6 +87,13 @@ class BucketSpan:
     width: int
     start: datetime
     end: datetime
+
+
+def _logged_span(connection: Connection, log: PredictionLog) -> BucketSpan | None:
+    """The window of the latest MAX_WINDOW of logged suggestions; None when nothing is logged."""
+    p = log.predictions
+    first, last = connection.execute(select(func.min(p.c.created_at), func.max(p.c.created_at))).one()
+    return None if last is None else _span(first, last)
 
 
 def _span(first: datetime, last: datetime) -> BucketSpan:
@@ -280,12 +287,10 @@ def sellers(log: PredictionLog) -> SellerResponseSection:
 
     The window is the latest MAX_WINDOW of suggestions, as for the other sections.
     """
-    p = log.predictions
     with log.engine.connect() as connection:
-        first, last = connection.execute(select(func.min(p.c.created_at), func.max(p.c.created_at))).one()
-    if last is None:
+        span = _logged_span(connection, log)
+    if span is None:
         return SellerResponseSection(state="empty", message="no suggestions logged yet")
-    span = _span(first, last)
     choices = log.seller_choices(since=span.start)
     suggestions = log.count_since(span.start)
     if choices.empty:
@@ -347,10 +352,9 @@ def fallbacks(log: PredictionLog) -> FallbackSection:
     """The suggestions and the fallback suggestions of the latest MAX_WINDOW, counted in the database."""
     p = log.predictions
     with log.engine.connect() as connection:
-        first, last = connection.execute(select(func.min(p.c.created_at), func.max(p.c.created_at))).one()
-        if last is None:
+        span = _logged_span(connection, log)
+        if span is None:
             return FallbackSection(state="empty", message="no suggestions logged yet")
-        span = _span(first, last)
         total, fallback = connection.execute(
             select(func.count(), func.coalesce(func.sum(case((p.c.fallback, 1), else_=0)), 0)).where(
                 p.c.created_at >= span.start
