@@ -26,7 +26,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from pricewise import ingest
+from pricewise import ingest, progress
 from pricewise.columns import FEATURE_COLUMNS
 from pricewise.config import Config
 from pricewise.errors import PricewiseError
@@ -268,9 +268,12 @@ def run(
         assert reader is not None  # a SELECT always yields a result
         # Starting worker processes costs seconds; only inputs of several chunks repay it.
         workers = config.predict.workers if n_accepted > 2 * config.predict.chunk_rows else 1
-        parts.extend(
-            score_chunks(suggester, (chunk.to_pandas() for chunk in reader), workers, settings.scratch)
-        )
+        advance = progress.per_chunk("predict", n_accepted)
+        for scored in score_chunks(
+            suggester, (chunk.to_pandas() for chunk in reader), workers, settings.scratch
+        ):
+            parts.append(scored)
+            advance(len(scored))
         parts.append(
             con.execute(
                 UNSCORED_ROWS_SQL,

@@ -4,6 +4,7 @@ written whole, out."""
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import time
 from pathlib import Path
@@ -75,7 +76,7 @@ def test_version_names_are_read_from_the_registry_only_for_aliases(tiny_trained_
 
 
 def test_a_file_is_scored_whole_and_rejected_rows_get_reasons_instead_of_a_price(
-    tiny_trained_workspace: Workspace, tmp_path: Path
+    tiny_trained_workspace: Workspace, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     rows = unpriced_rows(12)
     rows[3][UNPRICED_COLUMNS.index("name")] = ""
@@ -84,11 +85,16 @@ def test_a_file_is_scored_whole_and_rejected_rows_get_reasons_instead_of_a_price
     output = tmp_path / "out" / "scores.parquet"
     config = load_config(tiny_trained_workspace.config_path)
 
-    result = predict.run(
-        config, tiny_trained_workspace.settings, source, output, "models:/pricewise@challenger"
-    )
+    with caplog.at_level(logging.INFO, logger="pricewise.progress"):
+        result = predict.run(
+            config, tiny_trained_workspace.settings, source, output, "models:/pricewise@challenger"
+        )
 
     assert (result.scored, result.rejected) == (10, 2)
+    said = [r.getMessage() for r in caplog.records if r.name == "pricewise.progress"]
+    assert said, "predict reports its progress"
+    # The rows to score are counted, not the rejected ones.
+    assert said[-1].startswith("predict: 10/10 rows ... ")
     assert result.model_version == "pricewise/1"
     assert result.rows_per_second > 0
     scores = pd.read_parquet(output)
