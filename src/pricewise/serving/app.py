@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pricewise import __version__
 from pricewise.config import Config, load_config
-from pricewise.serving import limits, log_figures, monitoring_routes, outcomes_routes, routes
+from pricewise.serving import limits, log_figures, monitoring_routes, outcomes_routes, pages, routes
 from pricewise.serving.batching import LoopBatcher, MicroBatcher
 from pricewise.serving.headers import SecurityHeaders
 from pricewise.serving.middleware import BodySizeLimit, RequestTelemetry
@@ -225,7 +225,7 @@ def create_app(settings: Settings, config: Config) -> FastAPI:
     app.include_router(routes.ops)
     if config.serve.expose_metrics:  # off: /metrics does not exist (404)
         app.include_router(routes.metrics_api)
-    app.include_router(routes.page)
+    app.include_router(pages.page)
     app.include_router(monitoring_routes.api)
     app.include_router(monitoring_routes.reports)
     app.include_router(monitoring_routes.page)

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from pathlib import Path
 from typing import Annotated, Any
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
-from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
@@ -41,7 +39,6 @@ from pricewise.serving.schemas import (
 from pricewise.settings import Settings
 from pricewise.store.prediction_log import LoggedSuggestion, PredictionLog
 
-TEMPLATES = Path(__file__).parent / "templates"
 INCLUDE_PATTERN = r"^(explanation|comparables)(,(explanation|comparables))*$"
 NO_MODEL: dict[int | str, dict[str, Any]] = {503: {"description": "No model is loaded yet (see /ready)."}}
 
@@ -49,7 +46,6 @@ api = APIRouter(prefix="/v1", tags=["suggestions"])
 ops = APIRouter(tags=["operations"])
 metrics_api = APIRouter(tags=["operations"])  # mounted only with serve.expose_metrics
 admin = APIRouter(prefix="/v1/admin", tags=["admin"])
-page = APIRouter(include_in_schema=False)
 
 
 def _holder(request: Request) -> ModelHolder:
@@ -390,20 +386,3 @@ def reload(request: Request) -> Any:
     if outcome.failed:
         return JSONResponse(body.model_dump(), status_code=409)
     return body
-
-
-@page.get("/", response_class=HTMLResponse)
-def seller_page(request: Request) -> HTMLResponse:
-    """The seller page: a listing form that shows the suggestion, its range, reasons and comparables."""
-    templates: Jinja2Templates = request.app.state.templates
-    served = _holder(request).served
-    return templates.TemplateResponse(
-        request,
-        "seller.html",
-        {
-            "categories": served.categories if served else (),
-            "model": model_info(served) if served else None,
-            "max_name": _config(request).serve.max_name_chars,
-            "max_description": _config(request).serve.max_description_chars,
-        },
-    )
