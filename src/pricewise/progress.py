@@ -52,6 +52,10 @@ def quiet_libraries() -> None:
     pyfunc = logging.getLogger("mlflow.pyfunc")
     if not any(isinstance(f, _DropMessage) for f in pyfunc.filters):
         pyfunc.addFilter(_DropMessage("Passing a Python object as `python_model`"))
+    # Alembic, run by MLflow's SQL tracking store and by the prediction log at every start, logs each plugin it
+    # sets up and its migration context at INFO: a dozen lines of the server's log that say nothing. Its warnings
+    # and errors still show.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     # MLflow registers its local artifact source twice and then warns that a path could be either of the two.
     warnings.filterwarnings(
         "ignore",

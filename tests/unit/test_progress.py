@@ -197,6 +197,24 @@ def test_the_cli_turns_off_mlflows_download_bars_and_own_log_handlers(
     assert os.environ[progress.MLFLOW_CONFIGURE_LOGGING] == "false"
 
 
+def test_alembics_start_up_lines_are_quiet_but_its_warnings_show(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    alembic = logging.getLogger("alembic")
+    monkeypatch.setattr(alembic, "level", logging.NOTSET)
+    with warnings.catch_warnings():
+        progress.quiet_libraries()
+    migration = logging.getLogger("alembic.runtime.migration")
+
+    with caplog.at_level(logging.INFO):
+        migration.info("Context impl SQLiteImpl.")
+        migration.warning("a migration is missing")
+
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("alembic")] == [
+        "a migration is missing"
+    ]
+
+
 @pytest.mark.usefixtures("switches_unset")
 def test_the_bar_switch_set_by_the_user_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(progress.MLFLOW_PROGRESS_BAR, "true")
