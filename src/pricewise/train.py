@@ -35,7 +35,7 @@ from pricewise.config import Config
 from pricewise.errors import PricewiseError
 from pricewise.models import metrics
 from pricewise.models.baseline import RulesBaseline
-from pricewise.models.ensemble import FitProgress, SparseTextEnsemble
+from pricewise.models.ensemble import EncodeProgress, FitProgress, SparseTextEnsemble
 from pricewise.models.hyperparams import build_model
 from pricewise.models.ranges import ConformalPriceRanges
 from pricewise.models.reference import ServingReference
@@ -129,9 +129,12 @@ def component_label(name: str, names: tuple[str, ...]) -> str:
     return f"{kind.replace('_', ' ')} {same_kind.index(name) + 1} of {len(same_kind)}"
 
 
-def _report_components(progress: Progress) -> FitProgress:
-    """The main model's fit progress as lines of `progress`'s stage, one per component."""
+def _report_components(progress: Progress) -> tuple[FitProgress, EncodeProgress]:
+    """The main model's fit progress as lines of `progress`'s stage: one per component, and while the sentence
+    encoder embeds the training texts (minutes, where the other components take seconds) a line every few
+    seconds with the texts done and the time left."""
     parts: list[Progress] = []
+    texts: list[Progress] = []
 
     def report(name: str, done: int, names: tuple[str, ...]) -> None:
         if not parts:
@@ -139,7 +142,12 @@ def _report_components(progress: Progress) -> FitProgress:
         label = "features" if name == "features" else component_label(name, names)
         parts[0].step(label, done=done)
 
-    return report
+    def encoded(done: int, total: int) -> None:
+        if not texts:
+            texts.append(progress.part(total=total, unit="texts"))
+        texts[0].advance(done - texts[0].done, "embedding: sentence encoder")
+
+    return report, encoded
 
 
 def fit_and_score(
@@ -169,12 +177,14 @@ def fit_and_score(
         calibration = data.valid
     elif isinstance(model, SparseTextEnsemble) and progress is not None:
         early_stop, calibration = data.valid.halves()
+        components, encoded = _report_components(progress)
         model.fit(
             fitted.frame,
             fitted.log_price,
             early_stop.frame,
             early_stop.log_price,
-            progress=_report_components(progress),
+            progress=components,
+            encoded=encoded,
         )
     else:
         early_stop, calibration = data.valid.halves()

@@ -49,6 +49,20 @@ def test_a_worse_condition_does_not_raise_the_price_on_average(
     assert check.passed, check.detail
 
 
+def test_no_listing_is_priced_higher_in_a_worse_condition(
+    model: PriceSuggester, test_frame: pd.DataFrame
+) -> None:
+    sample = test_frame.head(300)
+    prices = behaviour.condition_prices(model.suggest, sample)
+    assert prices.shape == (len(sample), 5)
+    assert (np.diff(prices, axis=1) <= 0).all()
+    check = behaviour.listing_condition_order(model.suggest, sample, prices)
+    assert check.passed, check.detail
+    # Each listing's price in its own condition is the one it gets as it is listed.
+    own = prices[np.arange(len(sample)), sample["item_condition_id"].to_numpy(dtype=np.int64) - 1]
+    np.testing.assert_array_equal(own, model.suggest(sample)["price"].to_numpy())
+
+
 def test_a_known_brand_outweighs_an_empty_one(model: PriceSuggester, test_frame: pd.DataFrame) -> None:
     handbags = test_frame.assign(
         name="Leather handbag",

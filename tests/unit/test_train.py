@@ -147,6 +147,25 @@ def test_the_main_model_tells_its_progress_component_by_component_without_changi
     assert lines[-1].startswith("train: calibrating ranges, scoring test ... ")
 
 
+def test_the_sentence_encoder_tells_the_texts_done_and_the_time_left(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="pricewise.progress")
+    components, encoded = train._report_components(Progress("train", min_interval=0.0))
+    components("embedding", 3, ("ridge", "mlp_0", "mlp_1", "embedding"))
+    for done in (64, 128, 200):
+        encoded(done, 200)
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "pricewise.progress"]
+    assert [line.split(" ... ")[0] for line in lines] == [
+        "train: 3/4 components, embedding",
+        "train: 64/200 texts, embedding: sentence encoder",
+        "train: 128/200 texts, embedding: sentence encoder",
+        "train: 200/200 texts, embedding: sentence encoder",
+    ]
+    assert lines[1].endswith(" left"), "from the texts done, the time left of the encoder is estimated"
+
+
 def test_component_labels_number_a_component_among_its_kind() -> None:
     names = ("ridge", "mlp_0", "mlp_1", "mlp_binary_0", "lgbm")
     assert [train.component_label(name, names) for name in names] == [

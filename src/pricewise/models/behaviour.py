@@ -1,7 +1,8 @@
 """A price-suggesting function and sample listings in; pass/fail behaviour checks a model must meet out.
 
 Checks: prices positive and finite with low <= price <= high; letter case and whitespace in text do not move
-the price; a worse condition (higher item_condition_id) does not raise the price on average.
+the price; a worse condition (higher item_condition_id) does not raise the price on average, nor any single
+listing's price.
 """
 
 from __future__ import annotations
@@ -85,15 +86,32 @@ def text_invariance(suggest: Suggest, sample: pd.DataFrame, tolerance: float) ->
     )
 
 
-def condition_order(suggest: Suggest, sample: pd.DataFrame, tolerance: float) -> BehaviourCheck:
+def condition_prices(suggest: Suggest, sample: pd.DataFrame) -> np.ndarray:
+    """Every listing's price in each condition 1 (new) .. 5 (poor): shape (listings, 5)."""
+    return np.column_stack(
+        [suggest(sample.assign(item_condition_id=c))["price"].to_numpy(dtype=float) for c in range(1, 6)]
+    )
+
+
+def condition_order(
+    suggest: Suggest, sample: pd.DataFrame, tolerance: float, prices: np.ndarray | None = None
+) -> BehaviourCheck:
     """A worse condition does not raise the price on average.
 
     Every listing is priced at each condition 1 (new) .. 5 (poor); the least-squares slope of the mean log price
     over the condition must not exceed `tolerance`. The slope, not each step, is judged because condition 5 is
     rare (about 0.2% of listings) and a single step between thin groups is mostly noise; the per-step means are
     reported in the detail.
+
+    Args:
+        suggest: The price-suggesting function.
+        sample: Listings.
+        tolerance: Largest slope that passes.
+        prices: `condition_prices(suggest, sample)` when already computed.
     """
-    means = np.array([np.mean(_log(suggest(sample.assign(item_condition_id=c)))) for c in range(1, 6)])
+    if prices is None:
+        prices = condition_prices(suggest, sample)
+    means = np.log1p(prices).mean(axis=0)
     slope = float(np.polyfit(np.arange(1, 6), means, 1)[0])
     return BehaviourCheck(
         "condition_order",
@@ -104,11 +122,39 @@ def condition_order(suggest: Suggest, sample: pd.DataFrame, tolerance: float) ->
     )
 
 
+def listing_condition_order(
+    suggest: Suggest, sample: pd.DataFrame, prices: np.ndarray | None = None
+) -> BehaviourCheck:
+    """No listing is priced higher in a worse condition than in a better one (condition 1 = new ... 5 = poor).
+
+    Stricter than `condition_order`: every listing's own prices over the five conditions must never rise, not
+    only their average; what a seller sees when trying the conditions of one listing.
+
+    Args:
+        suggest: The price-suggesting function.
+        sample: Listings.
+        prices: `condition_prices(suggest, sample)` when already computed.
+    """
+    if prices is None:
+        prices = condition_prices(suggest, sample)
+    rises = np.diff(prices, axis=1)
+    bad = int(np.any(rises > 0, axis=1).sum())
+    largest = float(max(rises.max(initial=0.0), 0.0))
+    return BehaviourCheck(
+        "listing_condition_order",
+        bad == 0,
+        float(bad),
+        f"{bad} of {len(sample)} listings priced higher in a worse condition (largest rise ${largest:.2f})",
+    )
+
+
 def run_checks(suggest: Suggest, sample: pd.DataFrame, config: CheckThresholds) -> list[BehaviourCheck]:
     """All behaviour checks on a sample of listings."""
     sample = sample.head(config.sample_size).reset_index(drop=True)
+    prices = condition_prices(suggest, sample)
     return [
         positive_and_finite(suggest, sample),
         text_invariance(suggest, sample, config.invariance_tolerance),
-        condition_order(suggest, sample, config.condition_tolerance),
+        condition_order(suggest, sample, config.condition_tolerance, prices),
+        listing_condition_order(suggest, sample, prices),
     ]

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Self, TypeAlias
+from typing import Any, Self, TypeAlias
 
 import lightgbm as lgb
 import numpy as np
@@ -15,8 +15,9 @@ import scipy.sparse as sp
 from scipy.optimize import nnls
 from sklearn.linear_model import Ridge
 
+from pricewise.columns import FEATURE_COLUMNS, TEXT_COLUMNS
 from pricewise.models.features.sparse import FeatureParams, SparseFeatureBuilder
-from pricewise.models.features.text import Listings, listing_fields
+from pricewise.models.features.text import Listings, listing_fields, n_listings
 from pricewise.models.kernel import EmbeddingKernelRidge, EmbeddingParams
 from pricewise.models.sparse_mlp import SparseMLPParams, SparseMLPRegressor
 
@@ -26,6 +27,10 @@ Component: TypeAlias = Ridge | SparseMLPRegressor | lgb.LGBMRegressor | Embeddin
 # Told before each part of a fit: the part's name ("features", then each component's), how many components are
 # fitted already, and every component's name in fitting order.
 FitProgress: TypeAlias = Callable[[str, int, tuple[str, ...]], None]
+# Told (texts encoded so far, texts in all) while the embedding component's sentence encoder runs.
+EncodeProgress: TypeAlias = Callable[[int, int], None]
+# The item conditions a listing is priced in by `predict_conditions`: 1 = new ... 5 = poor.
+CONDITIONS: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,16 @@ class SparseTextEnsemble:
         self.components_: dict[str, Component] = {}
         self.weights_: np.ndarray = np.empty(0)
         self.fit_seconds_: dict[str, float] = {}
+        self._condition_shifts_cache: sp.csr_matrix | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fitted state, without the condition shifts (rebuilt on first use)."""
+        return {key: value for key, value in self.__dict__.items() if key != "_condition_shifts_cache"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore the fitted state (also from pickles made before the shifts were cached)."""
+        self.__dict__.update(state)
+        self._condition_shifts_cache = None
 
     def _new_components(self, n_rows: int) -> dict[str, Component]:
         p = self.params
@@ -116,6 +131,7 @@ class SparseTextEnsemble:
         valid_frame: pd.DataFrame | None = None,
         valid_log_price: np.ndarray | None = None,
         progress: FitProgress | None = None,
+        encoded: EncodeProgress | None = None,
     ) -> Self:
         """Fit features and components; with validation data also fit blend weights and early stopping.
 
@@ -126,6 +142,8 @@ class SparseTextEnsemble:
             valid_log_price: Their log1p(price).
             progress: Told before the features and before each component (see `FitProgress`); it sees the
                 fit, never changes it.
+            encoded: Told how many of the training texts the sentence encoder has embedded, the embedding
+                component's longest part (minutes on a few thousand listings); likewise only seen.
 
         Returns:
             self.
@@ -139,6 +157,7 @@ class SparseTextEnsemble:
         has_valid = valid_frame is not None and valid_log_price is not None
         # Built before the features (unfitted, they hold only their settings) so that progress knows them all.
         self.components_ = self._new_components(len(frame))
+        self._condition_shifts_cache = None
         names = tuple(self.components_)
         if progress is not None:
             progress("features", 0, names)
@@ -152,7 +171,7 @@ class SparseTextEnsemble:
                 progress(name, done, names)
             started = time.perf_counter()
             if isinstance(component, EmbeddingKernelRidge):
-                component.fit(component.inputs(listing_fields(frame)), features, target)
+                component.fit(component.inputs(listing_fields(frame), encoded), features, target)
             else:
                 self._fit_component(component, features, target, valid_features, valid_target)
             self.fit_seconds_[name] = time.perf_counter() - started
@@ -241,6 +260,65 @@ class SparseTextEnsemble:
         ]
         matrix = self._component_matrix([component for component, _ in used], features, frame)
         return np.asarray(matrix @ np.array([weight for _, weight in used]), dtype=np.float64)
+
+    def predict_conditions(self, frame: Listings) -> np.ndarray:
+        """Predict the log price of every listing in each condition 1..5, its own condition ignored.
+
+        The listing's texts are featurised and encoded once: the design rows of the other conditions differ
+        from those of condition 1 only in the one-hot condition columns, and the embedding component prices
+        all conditions from one kernel row per listing. Each row of the result is what `predict` gives the
+        listing in that condition, up to floating-point rounding.
+
+        Args:
+            frame: Raw listing fields (a frame, or columns by name).
+
+        Returns:
+            float64 array of shape (n, 5): column j is the log1p(price) in condition j + 1.
+
+        Raises:
+            RuntimeError: if called before fit.
+        """
+        if not self.components_:
+            raise RuntimeError("SparseTextEnsemble is not fitted")
+        n_rows = n_listings(frame)
+        columns: dict[str, Any] = {column: frame[column] for column in FEATURE_COLUMNS}
+        columns["item_condition_id"] = np.full(n_rows, CONDITIONS[0], dtype=np.int64)
+        first = self.builder_.transform(columns)
+        # Condition-major: the n listings' rows in condition 1, then in condition 2, and so on.
+        repeated = first[np.tile(np.arange(n_rows), len(CONDITIONS))]
+        shifts = self._condition_shifts()[np.repeat(np.arange(len(CONDITIONS)), n_rows)]
+        features = sp.csr_matrix(repeated + shifts)
+        # No stored zeros and columns in order, as the builder writes them: a row's products then add up in the
+        # same order as in `predict`.
+        features.eliminate_zeros()
+        features.sort_indices()
+        blend = np.zeros((n_rows, len(CONDITIONS)), dtype=np.float64)
+        for component, weight in zip(self.components_.values(), self.weights_, strict=True):
+            if weight == 0.0:
+                continue
+            if isinstance(component, EmbeddingKernelRidge):
+                predicted = component.predict_conditions(component.inputs(listing_fields(frame)), features)
+            else:
+                predicted = _predict_component(component, features).reshape(len(CONDITIONS), n_rows).T
+            blend += weight * predicted
+        return blend
+
+    def _condition_shifts(self) -> sp.csr_matrix:
+        """Row j: the design row change from condition 1 to condition j + 1 (one-hot columns only)."""
+        shifts = self._condition_shifts_cache
+        if shifts is None:
+            # Listings alike but for their condition: their design rows differ exactly where conditions do.
+            probe = self.builder_.transform(
+                {
+                    **{column: [""] * len(CONDITIONS) for column in TEXT_COLUMNS},
+                    "item_condition_id": np.array(CONDITIONS, dtype=np.int64),
+                    "shipping": np.zeros(len(CONDITIONS), dtype=np.int64),
+                }
+            )
+            shifts = sp.csr_matrix(probe - probe[np.zeros(len(CONDITIONS), dtype=np.intp)])
+            shifts.eliminate_zeros()
+            self._condition_shifts_cache = shifts
+        return shifts
 
     @property
     def encodes_text(self) -> bool:

@@ -14,6 +14,7 @@ training design rows: the linear part of the kernel folds into one primal weight
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,9 +119,29 @@ class EmbeddingKernelRidge:
             self.sparse_coef_ = np.empty(0)
             self.train_norms_ = _squared_norms(self.train_inputs_)
 
-    def inputs(self, fields: ListingFields) -> np.ndarray:
-        """The RBF kernel's input matrix for normalised listing fields (float32, one row per listing)."""
-        embedded = [encoder.encode(TEXTS[text][0](fields)) for text, encoder in self.encoders.items()]
+    def inputs(
+        self, fields: ListingFields, on_encoded: Callable[[int, int], None] | None = None
+    ) -> np.ndarray:
+        """The RBF kernel's input matrix for normalised listing fields (float32, one row per listing).
+
+        Args:
+            fields: Normalised listing fields.
+            on_encoded: Called with (texts encoded so far, texts in all) as the sentence encoder works through
+                them: each listing has one text per embedded view. For progress lines only.
+        """
+        total = len(fields.condition) * len(self.encoders)
+        done = 0
+
+        def count(n: int) -> None:
+            nonlocal done
+            done += n
+            if on_encoded is not None:
+                on_encoded(done, total)
+
+        embedded = [
+            encoder.encode(TEXTS[text][0](fields), count if on_encoded is not None else None)
+            for text, encoder in self.encoders.items()
+        ]
         scale = np.float32(self.params.tabular_scale)
         condition = np.array([[c == v for v in _CONDITIONS] for c in fields.condition], dtype=np.float32)
         shipping = np.array([[s == v for v in _SHIPPING] for s in fields.shipping], dtype=np.float32)
@@ -159,3 +180,37 @@ class EmbeddingKernelRidge:
         if self.sparse_coef_.size:
             predicted += features @ self.sparse_coef_
         return np.asarray(predicted + self.offset_, dtype=np.float64)
+
+    def predict_conditions(self, inputs: np.ndarray, features: sp.csr_matrix) -> np.ndarray:
+        """log1p(price) of every listing in each condition 1..5, with one kernel row per listing.
+
+        The condition enters the RBF only through its one-hot columns, so the kernel of a listing in condition c
+        is its kernel with no condition, times exp(-gamma * (s^2 - 2 s t_c)) per training row (t that row's
+        scaled one-hot condition, s the tabular scale): the embedding distances are computed once, not once
+        per condition.
+
+        Args:
+            inputs: The listings' matrix from `inputs` (their own conditions are ignored).
+            features: Their sparse design rows in each condition, condition-major: the n rows in condition 1,
+                then the n rows in condition 2, and so on.
+
+        Returns:
+            float64 array of shape (n, 5): column j is the prediction in condition j + 1.
+        """
+        rows = np.array(inputs, dtype=np.float64)
+        block = self._condition_block(rows.shape[1])
+        rows[:, block] = 0.0
+        scale = float(np.float32(self.params.tabular_scale))
+        shift = scale * scale - 2.0 * scale * self.train_inputs_[:, block]
+        # Training rows x conditions: each condition's dual coefficients weighted by its kernel factor.
+        weights = self.dual_[:, None] * np.exp(-self.gamma_ * shift)
+        predicted = _rbf(rows, self.train_inputs_, self.gamma_, self.train_norms_) @ weights
+        if self.sparse_coef_.size:
+            predicted += np.asarray(features @ self.sparse_coef_).reshape(len(_CONDITIONS), -1).T
+        return np.asarray(predicted + self.offset_, dtype=np.float64)
+
+    @staticmethod
+    def _condition_block(n_columns: int) -> slice:
+        """The one-hot condition columns of an `inputs` matrix (just before the two shipping columns)."""
+        start = n_columns - len(_CONDITIONS) - len(_SHIPPING)
+        return slice(start, start + len(_CONDITIONS))

@@ -9,7 +9,7 @@ shows beside a price comes from the model it loaded, not from a database.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # reference.py imports this module (comparables clean their i
     from pricewise.models.reference import ServingReference
 
 MIN_PRICE = 1.0
+# The item conditions, from best to worst (1 = new ... 5 = poor): a listing's price never rises along them.
+CONDITIONS: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 
 class LogPriceModel(Protocol):
@@ -38,6 +40,48 @@ class PriceRanges(Protocol):
     coverage: float
 
     def interval(self, log_price: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@runtime_checkable
+class ConditionPriceModel(Protocol):
+    """A price model that prices listings in every condition at once more cheaply than one call per condition."""
+
+    def predict_conditions(self, frame: Listings) -> np.ndarray: ...
+
+
+def non_increasing(values: np.ndarray) -> np.ndarray:
+    """The least-squares non-increasing sequence of each row (isotonic regression, as pool-adjacent-violators).
+
+    Value j of a row is the minimum over i <= j of the maximum over k >= j of the mean of values i..k, computed
+    for all rows at once. Rows that never increase already come back unchanged, bit for bit.
+
+    Args:
+        values: float array of shape (n, m), one sequence per row.
+
+    Returns:
+        float64 array of the same shape whose rows never increase from left to right.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    ordered = np.all(values[:, 1:] <= values[:, :-1], axis=1)
+    if ordered.all():
+        return values
+    out = values.copy()
+    out[~ordered] = _isotonic(values[~ordered])
+    return out
+
+
+def _isotonic(values: np.ndarray) -> np.ndarray:
+    """`non_increasing` of every row, by the min-max formula (for rows that do increase somewhere)."""
+    width = values.shape[1]
+    sums = np.concatenate((np.zeros((values.shape[0], 1)), np.cumsum(values, axis=1)), axis=1)
+    first, last = np.meshgrid(np.arange(width), np.arange(width), indexing="ij")
+    # means[:, i, k] is the mean of values i..k; -inf where k < i, so that it never wins a maximum.
+    means = (sums[:, None, 1:] - sums[:, :-1, None]) / np.maximum(last - first + 1, 1)
+    means[:, last < first] = -np.inf
+    # The maximum over k >= j, then the minimum over i <= j (+inf for i > j).
+    tail_max = np.maximum.accumulate(means[:, :, ::-1], axis=2)[:, :, ::-1]
+    tail_max[:, first > last] = np.inf
+    return np.asarray(tail_max.min(axis=1), dtype=np.float64)
 
 
 def clean_input(frame: pd.DataFrame) -> pd.DataFrame:
@@ -148,10 +192,8 @@ class PriceSuggester(PythonModel):
         """The same model and ranges carrying a serving reference (prices are unchanged)."""
         return PriceSuggester(self.model, self.ranges, self.kind, reference)
 
-    def _prices(self, clean: Listings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        # The model gets the cleaned columns, not a frame of them: for one listing, building and reading back a
-        # DataFrame costs more than computing its features.
-        log_price = np.asarray(self.model.predict(clean), dtype=float)
+    def _prices(self, clean: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        log_price = self._log_prices(clean)
         low, high = self.ranges.interval(log_price)
         price = np.maximum(np.expm1(log_price), MIN_PRICE)
         return (
@@ -159,6 +201,34 @@ class PriceSuggester(PythonModel):
             np.round(np.minimum(np.maximum(low, MIN_PRICE), price), 2),
             np.round(np.maximum(high, price), 2),
         )
+
+    def _log_prices(self, clean: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Each listing's log price, from its prices in every condition made non-increasing from new to poor.
+
+        The model prices each listing in all five conditions (in one call); `non_increasing` projects those
+        five onto an order a seller expects, and the listing gets the value of its own condition. A listing's
+        price depends on that listing alone, never on the other rows of its batch. Listings with a condition
+        outside 1..5 are priced as they are.
+        """
+        # The model gets the cleaned columns, not a frame of them: for one listing, building and reading back a
+        # DataFrame costs more than computing its features.
+        condition = clean["item_condition_id"]
+        n_rows = condition.size
+        if isinstance(self.model, ConditionPriceModel):
+            by_condition = np.asarray(self.model.predict_conditions(clean), dtype=float)
+        else:
+            variants = {column: np.tile(values, len(CONDITIONS)) for column, values in clean.items()}
+            variants["item_condition_id"] = np.repeat(np.array(CONDITIONS, dtype=np.int64), n_rows)
+            predicted = np.asarray(self.model.predict(variants), dtype=float)
+            by_condition = predicted.reshape(len(CONDITIONS), n_rows).T
+        ordered = non_increasing(by_condition)
+        known = (condition >= CONDITIONS[0]) & (condition <= CONDITIONS[-1])
+        log_price = np.empty(n_rows, dtype=float)
+        log_price[known] = ordered[known, condition[known] - CONDITIONS[0]]
+        if not known.all():
+            unknown = {column: values[~known] for column, values in clean.items()}
+            log_price[~known] = np.asarray(self.model.predict(unknown), dtype=float)
+        return log_price
 
     def suggest(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Price, low and high for each listing (same order as the input)."""

@@ -3,8 +3,9 @@
 The order: the registry's champion; the on-disk cache of the last champion that loaded and predicted; the
 champion of the registered rules baseline; else nothing (the worker is not ready and /ready says why).
 
-Everything served comes from the model's own files: the category list and the comparables index travel inside
-the logged model (built at train time), so a load never reads the warehouse and is complete or refused.
+Everything served comes from the model's own files: the category and brand lists and the comparables index
+travel inside the logged model (built at train time), so a load never reads the warehouse and is complete or
+refused.
 
 Only models pricewise registered are loaded: each load checks the model's files against the digest `train`
 recorded for its version (the cache keeps that digest beside its copy), and a champion without one, or whose
@@ -55,6 +56,7 @@ class ServedModel:
     explainer: Explainer | None
     comparables: ComparablesIndex | None
     categories: tuple[str, ...]
+    brands: tuple[str, ...] = ()
 
     @property
     def fallback(self) -> bool:
@@ -105,8 +107,9 @@ def assemble(
         source: Where it was loaded from.
 
     Returns:
-        The served model, with the explainer built from the model and the category list and comparables index
-        taken from the reference the model carries (none for a model logged before it carried one).
+        The served model, with the explainer built from the model and the category and brand lists and the
+        comparables index taken from the reference the model carries (none for a model logged before it
+        carried one).
 
     Raises:
         PricewiseError: The model fails its smoke listing.
@@ -132,6 +135,7 @@ def assemble(
         explainer,
         reference.comparables,
         reference.categories,
+        reference.brands,
     )
 
 

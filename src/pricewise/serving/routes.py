@@ -19,6 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from pricewise.config import Config
+from pricewise.models.comparables import Match
+from pricewise.models.confidence import assess, vocabulary_of, what_if
 from pricewise.serving import bearer, disclosure, limits, monitoring_view
 from pricewise.serving.model_holder import ModelHolder, ServedModel
 from pricewise.serving.observability import Metrics
@@ -26,6 +28,7 @@ from pricewise.serving.schemas import (
     BatchRequest,
     BatchResponse,
     Comparable,
+    Confidence,
     Explanation,
     FeedbackRequest,
     FeedbackResponse,
@@ -35,6 +38,7 @@ from pricewise.serving.schemas import (
     Reason,
     ReloadResponse,
     Suggestion,
+    WhatIf,
 )
 from pricewise.settings import Settings
 from pricewise.store.prediction_log import LoggedSuggestion, PredictionLog
@@ -152,27 +156,43 @@ def _suggestions(
     extras: set[str],
     config: Config,
 ) -> list[Suggestion]:
-    """Suggestions for priced listings, with the requested extras (explanation, comparables)."""
+    """Suggestions for priced listings, with their confidence and the requested extras (explanation, comparables).
+
+    The confidence flags are set lookups in the model's cached vocabulary, cheap enough for every suggestion; its
+    what-if prices need the comparables search and a model call, so they come only with the explanation.
+    """
     info = model_info(served)
     coverage = float(served.suggester.ranges.coverage)
+    vocabulary = vocabulary_of(served.suggester.model)
+    index = served.comparables
     suggestions = []
     for record, (price, low, high) in zip(records, scored, strict=True):
-        explanation = comparables = None
+        assessment = assess(vocabulary, record)
+        explanation = comparables = what_ifs = None
+        match: Match | None = None
+        guessable = "explanation" in extras and {"brand_name", "category_name"} & set(assessment.missing)
+        if index is not None and ("comparables" in extras or guessable):
+            match = index.search(pd.DataFrame([record]), config.serve.comparables)
         if "explanation" in extras:
             if served.explainer is None:
                 explanation = Explanation(up=[], down=[], note="not available for the rules baseline")
             else:
                 reasons = served.explainer.explain(pd.DataFrame([record]))
                 explanation = Explanation(
-                    up=[Reason(feature=f, effect=round(e, 4)) for f, e in reasons.up],
-                    down=[Reason(feature=f, effect=round(e, 4)) for f, e in reasons.down],
+                    up=[
+                        Reason(feature=r.feature, effect=round(r.effect, 4), text=r.text) for r in reasons.up
+                    ],
+                    down=[
+                        Reason(feature=r.feature, effect=round(r.effect, 4), text=r.text)
+                        for r in reasons.down
+                    ],
                     note=served.explainer.note,
                 )
+            what_ifs = [
+                WhatIf(**vars(w)) for w in what_if(served.suggester, record, price, assessment, match)
+            ]
         if "comparables" in extras:
-            index = served.comparables
-            one = pd.DataFrame([record])
-            neighbours = index.nearest(one, config.serve.comparables) if index is not None else []
-            comparables = [Comparable(**vars(n)) for n in neighbours]
+            comparables = [Comparable(**vars(n)) for n in match.neighbours] if match is not None else []
         suggestions.append(
             Suggestion(
                 request_id=uuid.uuid4().hex,
@@ -183,6 +203,9 @@ def _suggestions(
                 model=info,
                 explanation=explanation,
                 comparables=comparables,
+                confidence=Confidence(
+                    level=assessment.level, unfamiliar=list(assessment.unfamiliar), what_if=what_ifs
+                ),
             )
         )
     return suggestions

@@ -135,29 +135,78 @@ class ModelInfo(BaseModel):
 
 
 class Reason(BaseModel):
-    """A word or attribute of the listing and how much it moved the price."""
+    """A word or detail of the listing, how much it moved the price, and the same as a sentence."""
 
-    feature: str = Field(description="A word, word pair, or attribute such as 'brand: nike'.")
-    effect: float = Field(description="Relative effect on the price, e.g. 0.12 = about +12 %.")
+    feature: str = Field(
+        description="What the reason is about, one reason per feature: 'brand: nike', 'category: men/shoes', "
+        "'condition: like new', 'shipping: free' or 'shipping: buyer pays', or a word or word pair of the text. "
+        "The brand's words in the title count as the brand; department, category and the category's words as "
+        "the category."
+    )
+    effect: float = Field(
+        description="Relative effect on the price, e.g. 0.12 = about +12 % (a merged reason: the product of "
+        "its parts' relative effects)."
+    )
+    text: str = Field(
+        description="The reason as a seller reads it, e.g. 'The brand Nike raises the price by about 16%'."
+    )
 
 
 class Explanation(BaseModel):
     """The strongest reasons up and down, from the model's linear component."""
 
-    up: list[Reason]
-    down: list[Reason]
-    note: str
+    up: list[Reason] = Field(description="Reasons that raise the price, strongest first.")
+    down: list[Reason] = Field(description="Reasons that lower the price, strongest first.")
+    note: str = Field(description="How to read the reasons.")
 
 
 class Comparable(BaseModel):
-    """A similar listing from the training data and its price."""
+    """A similar listing of the same kind from the training data, and its price."""
 
-    name: str
-    brand_name: str
-    category_name: str
-    item_condition_id: int
-    price: float
-    similarity: float
+    name: str = Field(description="Its title.")
+    brand_name: str = Field(description="Its brand ('' when none).")
+    category_name: str = Field(description="Its category path.")
+    item_condition_id: int = Field(description="Its condition, 1 = new ... 5 = poor.")
+    condition: str = Field(
+        description="Its condition as a word: 'New', 'Like new', 'Good', 'Fair' or 'Poor'."
+    )
+    price: float = Field(description="Its price.")
+    similarity: float = Field(description="Cosine similarity of its text to the listing's (0..1).")
+
+
+class WhatIf(BaseModel):
+    """The suggestion the listing would get with one missing field filled in as its comparables suggest."""
+
+    field: Literal["brand_name", "category_name", "item_description"] = Field(
+        description="The listing field that was missing."
+    )
+    value: str | None = Field(
+        description="The value tried: the kind of item of the comparables (category), or the most common "
+        "brand among comparables of that kind (brand)."
+    )
+    price: float = Field(description="The suggested price with that value.")
+    change: float = Field(description="Relative change from the suggestion, e.g. 0.12 = +12 %.")
+    text: str = Field(
+        description="The same as a seller reads it, e.g. 'With the brand Apple the suggestion would be about "
+        "$180 (+35%)'."
+    )
+
+
+class Confidence(BaseModel):
+    """How far the listing is from what the model knows: what is missing or unfamiliar, and what adding it does."""
+
+    level: Literal["normal", "low"] = Field(
+        description="'low' when the category is missing or not one the model has seen, the brand is not one "
+        "it has seen, or only a title was given; else 'normal'."
+    )
+    unfamiliar: list[str] = Field(
+        description="Sentences for the seller, one per missing or unfamiliar detail (empty when nothing is)."
+    )
+    what_if: list[WhatIf] | None = Field(
+        default=None,
+        description="With include=explanation: the suggestion with each missing brand or category filled in "
+        "from the comparables (empty when nothing could be guessed); null otherwise.",
+    )
 
 
 class Suggestion(BaseModel):
@@ -182,6 +231,11 @@ class Suggestion(BaseModel):
                     },
                     "explanation": None,
                     "comparables": None,
+                    "confidence": {
+                        "level": "normal",
+                        "unfamiliar": ["No brand was given; add it if the item has one."],
+                        "what_if": None,
+                    },
                 }
             ]
         }
@@ -195,6 +249,9 @@ class Suggestion(BaseModel):
     model: ModelInfo
     explanation: Explanation | None = None
     comparables: list[Comparable] | None = None
+    confidence: Confidence = Field(
+        description="Always present: how familiar the listing is to the model (see Confidence)."
+    )
 
 
 class BatchResponse(BaseModel):

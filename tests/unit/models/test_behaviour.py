@@ -48,3 +48,31 @@ def test_negative_or_nan_prices_fail() -> None:
     check = behaviour.positive_and_finite(lambda f: priced(np.array([1.0, -1.0, np.nan])), SAMPLE)
     assert not check.passed
     assert check.value == 2
+
+
+def test_one_listing_priced_higher_in_a_worse_condition_fails_the_strict_check() -> None:
+    def one_rises(frame: pd.DataFrame) -> pd.DataFrame:
+        # Lower on average in a worse condition, but the Lego set is dearer in condition 4 than in 3.
+        condition = frame["item_condition_id"].to_numpy()
+        rise = (frame["name"] == "Lego set").to_numpy() & (condition == 4)
+        return priced(20.0 - condition + 3.0 * rise)
+
+    assert behaviour.condition_order(one_rises, SAMPLE, 0.0).passed
+    check = behaviour.listing_condition_order(one_rises, SAMPLE)
+    assert not check.passed
+    assert check.value == 1
+    assert "1 of 3 listings" in check.detail
+    assert "$2.00" in check.detail
+    names = {c.name: c.passed for c in behaviour.run_checks(one_rises, SAMPLE, BehaviourConfig())}
+    assert names == {
+        "positive_and_finite": True,
+        "text_invariance": True,
+        "condition_order": True,
+        "listing_condition_order": False,
+    }
+
+
+def test_equal_prices_across_conditions_pass_the_strict_check() -> None:
+    check = behaviour.listing_condition_order(lambda f: priced(np.full(len(f), 7.5)), SAMPLE)
+    assert check.passed
+    assert check.value == 0

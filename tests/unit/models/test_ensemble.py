@@ -249,3 +249,38 @@ def test_only_a_model_that_runs_the_encoder_is_priced_off_the_event_loop(fitted:
     assert not served(with_embedding).prices_on_loop
     assert not fitted.encodes_text
     assert served(fitted).prices_on_loop
+
+
+def every_component_weighted(model: SparseTextEnsemble) -> SparseTextEnsemble:
+    """A copy of the model blending all its components equally (fitted weights may leave some out)."""
+    copy: SparseTextEnsemble = pickle.loads(pickle.dumps(model))
+    copy.weights_ = np.full(len(copy.components_), 1.0 / len(copy.components_))
+    return copy
+
+
+@pytest.mark.parametrize("name", ["fitted", "with_embedding"])
+def test_prices_every_condition_as_predict_does_in_that_condition(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    model = every_component_weighted(request.getfixturevalue(name))
+    test, _ = listings(40, seed=12)
+    priced = model.predict_conditions(test)
+    expected = np.column_stack([model.predict(test.assign(item_condition_id=c)) for c in range(1, 6)])
+    assert priced.shape == (40, 5)
+    np.testing.assert_allclose(priced, expected, rtol=0, atol=1e-12)
+    assert np.ptp(expected, axis=1).min() > 1e-3  # the condition does move these prices
+    # A listing alone gets the prices of its row among others.
+    alone = np.vstack([model.predict_conditions(test.iloc[[row]]) for row in (0, 17, 39)])
+    np.testing.assert_allclose(alone, priced[[0, 17, 39]], rtol=0, atol=1e-6)
+
+
+def test_condition_prices_do_not_outlive_a_refit() -> None:
+    frame, log_price = listings(200, seed=0)
+    model = SparseTextEnsemble(small_params()).fit(frame, log_price)
+    model.predict_conditions(frame.head(3))
+    # Refitted on listings of conditions 1..4 only: condition 5 no longer has a design column of its own.
+    fewer = frame["item_condition_id"] < 5
+    model.fit(frame[fewer], log_price[fewer.to_numpy()])
+    test, _ = listings(10, seed=13)
+    expected = np.column_stack([model.predict(test.assign(item_condition_id=c)) for c in range(1, 6)])
+    np.testing.assert_allclose(model.predict_conditions(test), expected, rtol=0, atol=1e-6)

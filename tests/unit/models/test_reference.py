@@ -1,13 +1,16 @@
-"""Tests of the serving reference: the seller page's category list and the comparables a model carries."""
+"""Tests of the serving reference: the seller page's category and brand lists and the comparables a model
+carries."""
 
 from __future__ import annotations
+
+import pickle
 
 import numpy as np
 import pandas as pd
 
 from pricewise.models import RulesBaseline, SparseTextEnsemble, SparseTextEnsembleParams
 from pricewise.models.features import FeatureParams
-from pricewise.models.reference import ServingReference, top_categories
+from pricewise.models.reference import MAX_CATEGORIES, ServingReference, top_brands, top_categories
 
 
 def test_top_categories_keeps_the_most_common_non_empty_ones_sorted() -> None:
@@ -18,12 +21,45 @@ def test_top_categories_keeps_the_most_common_non_empty_ones_sorted() -> None:
     assert top_categories(pd.Series([], dtype=object)) == ()
 
 
-def test_the_category_list_has_at_most_300_entries() -> None:
-    names = pd.Series([f"cat{i:03d}" for i in range(400) for _ in range(1 + i % 3)])
+def test_the_category_list_has_every_category_up_to_its_cap() -> None:
+    names = pd.Series([f"cat{i:04d}" for i in range(2100) for _ in range(1 + i % 3)])
     categories = top_categories(names)
-    assert len(categories) == 300
+    assert len(categories) == MAX_CATEGORIES == 2000
     assert list(categories) == sorted(categories)
-    assert "cat002" in categories  # three listings: among the most common
+    assert "cat0002" in categories  # three listings: among the most common
+    # Fewer categories than the cap, as in the shared sample's 590: all of them are offered, rare ones too.
+    assert len(top_categories(pd.Series([f"cat{i}" for i in range(590)]))) == 590
+
+
+def test_top_brands_keeps_the_most_common_non_empty_brands_sorted() -> None:
+    names = pd.Series(["Nike"] * 5 + ["Apple"] * 4 + ["Coach"] * 3 + ["", "  "] * 6 + [None] * 9 + ["Zara"])
+    assert top_brands(names) == ("Apple", "Coach", "Nike", "Zara")
+    # Blank brands never take a place among the most common: the two kept are the two most common brands.
+    assert top_brands(names, limit=2) == ("Apple", "Nike")
+    assert top_brands(pd.Series([], dtype=object)) == ()
+
+
+def test_brands_tied_at_the_cut_are_chosen_the_same_whatever_the_row_order() -> None:
+    names = pd.Series(["b", "a", "c", "c", "d"])
+    assert top_brands(names, limit=2) == ("a", "c")
+    assert top_brands(names[::-1].reset_index(drop=True), limit=2) == ("a", "c")
+
+
+def test_the_brand_list_has_at_most_2000_entries() -> None:
+    names = pd.Series([f"brand{i:04d}" for i in range(2500) for _ in range(1 + (i >= 2400))])
+    brands = top_brands(names)
+    assert len(brands) == 2000
+    assert list(brands) == sorted(brands)
+    assert "brand2450" in brands, "listed twice: among the most common"
+
+
+def test_a_reference_pickled_before_it_carried_brands_loads_with_none() -> None:
+    old = object.__new__(ServingReference)
+    # The state a reference had before brands travelled with it: categories and comparables only.
+    object.__setattr__(old, "__dict__", {"categories": ("Men/Shoes",), "comparables": None})
+    loaded = pickle.loads(pickle.dumps(old))
+    assert loaded.categories == ("Men/Shoes",)
+    assert loaded.brands == ()
 
 
 def frame_of(n: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -56,9 +92,11 @@ def test_the_main_model_gets_categories_and_comparables_the_baseline_categories_
 
     reference = ServingReference.build(main, frame[:100], frame, price)
     assert reference.categories == ("Electronics/Phones", "Men/Shoes", "Women/Bags")
+    assert reference.brands == ("Apple", "Nike"), "the empty brand is not offered"
     assert reference.comparables is not None
     assert len(reference.comparables) == 150, "comparables come from every priced listing given"
 
     fallback = ServingReference.build(baseline, frame[:100], frame, price)
     assert fallback.categories == reference.categories
+    assert fallback.brands == reference.brands
     assert fallback.comparables is None

@@ -1,10 +1,11 @@
-"""Tests of the pyfunc's input cleaning, of one listing against the same listing in a batch, and of the serving
-reference it carries."""
+"""Tests of the pyfunc's input cleaning, of one listing against the same listing in a batch, of prices that never
+rise in a worse condition, and of the serving reference it carries."""
 
 import cloudpickle
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.isotonic import IsotonicRegression
 
 from pricewise.columns import FEATURE_COLUMNS
 from pricewise.models import (
@@ -14,8 +15,9 @@ from pricewise.models import (
     SparseTextEnsembleParams,
 )
 from pricewise.models.features import FeatureParams
+from pricewise.models.features.text import Listings, text_values
 from pricewise.models.reference import ServingReference
-from pricewise.models.suggester import PriceSuggester, clean_input, clean_records
+from pricewise.models.suggester import PriceSuggester, clean_input, clean_records, non_increasing
 
 
 def reference_clean(frame: pd.DataFrame) -> pd.DataFrame:
@@ -186,3 +188,113 @@ def test_a_suggester_pickled_before_it_carried_a_reference_still_suggests() -> N
     scored = old.suggest(frame.head(5))
     assert (scored["price"] > 0).all()
     pd.testing.assert_frame_equal(scored, suggester.suggest(frame.head(5)), check_exact=True)
+
+
+# Log-price steps per condition 1..5 that a seller would find absurd: like new above new, poor above fair.
+ZIGZAG = np.array([0.0, 0.2, -0.1, -0.4, -0.3])
+
+
+class ZigzagModel:
+    """A price model that prices listings out of condition order, and counts its calls and rows."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def predict(self, frame: Listings) -> np.ndarray:
+        names = text_values(frame["name"])
+        condition = np.asarray(frame["item_condition_id"], dtype=np.int64)
+        self.calls.append(len(names))
+        base = 2.0 + 0.1 * np.array([len(name) for name in names], dtype=float)
+        steps = np.where((condition >= 1) & (condition <= 5), ZIGZAG[np.clip(condition, 1, 5) - 1], 0.5)
+        return base + steps
+
+
+class FixedRanges:
+    coverage = 0.8
+
+    def interval(self, log_price: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.expm1(log_price - 0.2), np.expm1(log_price + 0.2)
+
+
+def zigzag_listings(n: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "name": [f"item {'x' * (i % 7)}" for i in range(n)],
+            "item_condition_id": [1 + i % 5 for i in range(n)],
+            "shipping": [i % 2 for i in range(n)],
+        }
+    )
+
+
+def test_non_increasing_is_the_least_squares_fit_and_keeps_ordered_rows() -> None:
+    rng = np.random.default_rng(4)
+    values = rng.normal(size=(300, 5))
+    projected = non_increasing(values)
+    isotonic = IsotonicRegression(increasing=False)
+    expected = np.array([isotonic.fit_transform(np.arange(5), row) for row in values])
+    np.testing.assert_allclose(projected, expected, rtol=0, atol=1e-12)
+    assert (np.diff(projected, axis=1) <= 0).all()
+    ordered = -np.sort(-values, axis=1)
+    np.testing.assert_array_equal(non_increasing(ordered), ordered)
+
+
+def test_every_listing_is_priced_lower_or_equal_in_a_worse_condition() -> None:
+    model = ZigzagModel()
+    suggester = PriceSuggester(model, FixedRanges(), "Zigzag")
+    frame = zigzag_listings(20)
+    prices = np.column_stack(
+        [suggester.suggest(frame.assign(item_condition_id=c))["price"].to_numpy() for c in range(1, 6)]
+    )
+    raw = np.column_stack([model.predict(frame.assign(item_condition_id=c)) for c in range(1, 6)])
+    assert (np.diff(raw, axis=1) > 0).any(axis=1).all()  # the model alone breaks the order for every listing
+    assert (np.diff(prices, axis=1) <= 0).all()
+    # The least-squares order of the zigzag's steps, around each listing's own level.
+    expected = raw[:, :1] + non_increasing(ZIGZAG[None, :])
+    np.testing.assert_allclose(prices, np.round(np.expm1(expected), 2), rtol=0, atol=0.006)
+    scored = suggester.suggest(frame)
+    assert (scored["low"] <= scored["price"]).all()
+    assert (scored["price"] <= scored["high"]).all()
+
+
+def test_the_model_is_called_once_with_every_listing_in_every_condition() -> None:
+    model = ZigzagModel()
+    PriceSuggester(model, FixedRanges(), "Zigzag").suggest(zigzag_listings(7))
+    assert model.calls == [35]
+
+
+def test_a_listing_in_an_unknown_condition_is_priced_as_the_model_prices_it() -> None:
+    model = ZigzagModel()
+    suggester = PriceSuggester(model, FixedRanges(), "Zigzag")
+    frame = zigzag_listings(6).assign(item_condition_id=[1, 0, 3, None, 5, 7])
+    price = suggester.suggest(frame)["price"].to_numpy()
+    unknown = [1, 3, 5]
+    expected = np.round(np.expm1(model.predict(clean_input(frame.iloc[unknown]))), 2)
+    np.testing.assert_array_equal(price[unknown], expected)
+
+
+@pytest.mark.parametrize("kind", ["zigzag", "ensemble"])
+def test_a_listing_alone_gets_the_price_it_gets_among_others(kind: str) -> None:
+    if kind == "zigzag":
+        suggester, frame = PriceSuggester(ZigzagModel(), FixedRanges(), "Zigzag"), zigzag_listings(30)
+    else:
+        suggester, frame, _ = small_suggester()
+    shuffled = frame.sample(frac=1.0, random_state=5).reset_index(drop=True)
+    batch = suggester.suggest(shuffled)
+    records = shuffled.to_dict("records")
+    for row in (0, 11, len(shuffled) - 1):
+        alone = suggester.suggest(shuffled.iloc[[row]])
+        pd.testing.assert_frame_equal(alone, batch.iloc[[row]].reset_index(drop=True), check_exact=True)
+        assert suggester.suggest_records([records[row]]) == [tuple(batch.iloc[row])]
+
+
+def test_the_ensemble_prices_conditions_as_any_model_would() -> None:
+    suggester, frame, _ = small_suggester()
+
+    class PredictOnly:
+        """The same model seen only through `predict`: the suggester scores the five conditions' rows itself."""
+
+        def predict(self, listings: Listings) -> np.ndarray:
+            return np.asarray(suggester.model.predict(listings))
+
+    generic = PriceSuggester(PredictOnly(), suggester.ranges, "PredictOnly")
+    pd.testing.assert_frame_equal(generic.suggest(frame), suggester.suggest(frame), check_exact=True)

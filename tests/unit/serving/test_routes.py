@@ -20,7 +20,28 @@ from pricewise.settings import Settings
 from pricewise.store.prediction_log import PredictionLog
 from tests.support.servers import ADMIN_TOKEN, LISTING
 
-SUGGESTION_FIELDS = {"request_id", "price", "low", "high", "coverage", "model", "explanation", "comparables"}
+SUGGESTION_FIELDS = {
+    "request_id",
+    "price",
+    "low",
+    "high",
+    "coverage",
+    "model",
+    "explanation",
+    "comparables",
+    "confidence",
+}
+CONFIDENCE_FIELDS = {"level", "unfamiliar", "what_if"}
+WHAT_IF_FIELDS = {"field", "value", "price", "change", "text"}
+COMPARABLE_FIELDS = {
+    "name",
+    "brand_name",
+    "category_name",
+    "item_condition_id",
+    "condition",
+    "price",
+    "similarity",
+}
 MODEL_FIELDS = {"name", "version", "run_id", "source", "fallback", "loaded_at"}
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -40,6 +61,9 @@ def assert_suggestion(body: dict[str, Any]) -> None:
     assert 0 < body["low"] <= body["price"] <= body["high"]
     assert body["coverage"] == pytest.approx(0.8)
     assert set(body["model"]) == MODEL_FIELDS
+    assert set(body["confidence"]) == CONFIDENCE_FIELDS
+    assert body["confidence"]["level"] in {"normal", "low"}
+    assert all(isinstance(note, str) and note for note in body["confidence"]["unfamiliar"])
     assert body["model"]["name"] == "pricewise"
     assert body["model"]["version"] == "1"
     assert body["model"]["run_id"]
@@ -61,6 +85,7 @@ def test_a_suggestion_has_price_range_model_and_is_logged(
     assert_suggestion(body)
     assert body["explanation"] is None
     assert body["comparables"] is None
+    assert body["confidence"] == {"level": "normal", "unfamiliar": [], "what_if": None}
     assert "x-pricewise-fallback" not in response.headers
     assert HEX_ID.match(response.headers["x-trace-id"])
     assert body["request_id"] in prediction_log.logged_request_ids()
@@ -95,17 +120,26 @@ def test_explanation_and_comparables_on_request(client: TestClient, prediction_l
     assert set(body["explanation"]) == {"up", "down", "note"}
     reasons = body["explanation"]["up"] + body["explanation"]["down"]
     assert reasons, "a branded, categorised listing has reasons"
-    assert all(set(r) == {"feature", "effect"} for r in reasons)
-    assert all(r["effect"] > 0 for r in body["explanation"]["up"])
-    assert all(r["effect"] < 0 for r in body["explanation"]["down"])
-    assert any("nike" in r["feature"] for r in reasons)
+    assert all(set(r) == {"feature", "effect", "text"} for r in reasons)
+    assert all(r["effect"] > 0 and " raise" in r["text"] for r in body["explanation"]["up"])
+    assert all(r["effect"] < 0 and " lower" in r["text"] for r in body["explanation"]["down"])
+    features = [r["feature"] for r in reasons]
+    assert len(features) == len(set(features)), "one reason per feature, never both up and down"
+    assert "nike" not in features, "the brand's word in the title is part of the brand reason"
+    assert all(r["text"].startswith("The brand Nike ") for r in reasons if r["feature"].startswith("brand"))
+    assert all(
+        r["text"].startswith("The category Men > Shoes > Athletic ")
+        for r in reasons
+        if r["feature"].startswith("category")
+    )
+    assert not any(r["feature"].startswith("department") or "_" in r["text"] for r in reasons)
     comparables = body["comparables"]
     assert len(comparables) == 5  # serve.comparables of the config
-    assert all(
-        set(c) == {"name", "brand_name", "category_name", "item_condition_id", "price", "similarity"}
-        for c in comparables
-    )
+    assert all(set(c) == COMPARABLE_FIELDS for c in comparables)
+    conditions = {1: "New", 2: "Like new", 3: "Good", 4: "Fair", 5: "Poor"}
+    assert all(c["condition"] == conditions[c["item_condition_id"]] for c in comparables)
     assert all(c["price"] > 0 for c in comparables)
+    assert body["confidence"] == {"level": "normal", "unfamiliar": [], "what_if": []}
     similarities = [c["similarity"] for c in comparables]
     assert similarities == sorted(similarities, reverse=True)
     assert any("nike" in c["name"].lower() for c in comparables)
@@ -122,6 +156,54 @@ def test_each_extra_comes_only_when_asked_and_does_not_move_the_price(client: Te
     assert compared["comparables"] is not None
     assert compared["explanation"] is None
     assert plain["price"] == explained["price"] == compared["price"]
+
+
+TITLE_ONLY = {"name": "iPhone X 256GB", "item_condition_id": 2, "shipping": 1}
+
+
+@pytest.mark.contract("POST", "/v1/suggestions")
+def test_a_title_alone_is_low_confidence_and_says_what_to_add(client: TestClient) -> None:
+    plain = client.post("/v1/suggestions", json=TITLE_ONLY)
+    assert plain.status_code == 200, plain.text
+    confidence = plain.json()["confidence"]
+    assert confidence["level"] == "low"
+    assert confidence["unfamiliar"] == ["Only a title was given: add the brand, category and a description."]
+    assert confidence["what_if"] is None, "what-if prices come only with the explanation"
+    explained = client.post("/v1/suggestions", params={"include": "explanation"}, json=TITLE_ONLY).json()
+    assert explained["price"] == plain.json()["price"]
+    what_if = explained["confidence"]["what_if"]
+    assert what_if, "a title the model knows words of gets a guessed category"
+    assert all(set(w) == WHAT_IF_FIELDS for w in what_if)
+    assert {w["field"] for w in what_if} <= {"category_name", "brand_name"}
+    assert len({w["field"] for w in what_if}) == len(what_if)
+    categories = set(client.app.state.models.served.categories)  # type: ignore[attr-defined]
+    for w in what_if:
+        assert w["value"]
+        assert w["price"] > 0
+        assert w["change"] == pytest.approx(w["price"] / explained["price"] - 1, abs=1e-3)
+        assert w["text"].startswith("With the brand " if w["field"] == "brand_name" else "In the category ")
+        assert "$" in w["text"]
+        if w["field"] == "category_name":
+            assert w["value"] in categories, "a guessed category is one the seller can pick"
+        again = client.post("/v1/suggestions", json={**TITLE_ONLY, w["field"]: w["value"]}).json()
+        assert again["price"] == pytest.approx(w["price"])
+
+
+@pytest.mark.contract("POST", "/v1/suggestions")
+def test_an_unknown_category_or_brand_is_said_and_odd_values_do_not_break_it(client: TestClient) -> None:
+    unknown = client.post("/v1/suggestions", json={**LISTING, "category_name": "Foo/Bar"}).json()
+    assert unknown["confidence"]["level"] == "low"
+    assert unknown["confidence"]["unfamiliar"] == [
+        "The category 'Foo/Bar' is not one the model has seen; pick one from the list."
+    ]
+    brand = client.post("/v1/suggestions", json={**LISTING, "brand_name": "Zorblax Ünïcode"}).json()
+    assert brand["confidence"]["level"] == "low"
+    assert "Zorblax Ünïcode" in brand["confidence"]["unfamiliar"][0]
+    for value in ("", "   ", "<b>é/ü/日本</b> & 'x'", "x" * 100):
+        odd = {**LISTING, "brand_name": value, "category_name": value + "/" * 50}
+        response = client.post("/v1/suggestions", params={"include": "explanation,comparables"}, json=odd)
+        assert response.status_code == 200, response.text
+        assert response.json()["confidence"]["level"] == "low"
 
 
 BAD_LISTINGS: list[tuple[str, Any, str]] = [
@@ -280,6 +362,24 @@ def test_batch_extras_come_with_every_suggestion(client: TestClient) -> None:
     for suggestion in response.json()["suggestions"]:
         assert suggestion["explanation"]["up"] or suggestion["explanation"]["down"]
         assert len(suggestion["comparables"]) == 5
+        assert set(suggestion["comparables"][0]) == COMPARABLE_FIELDS
+        assert all(set(r) == {"feature", "effect", "text"} for r in suggestion["explanation"]["up"])
+        assert suggestion["confidence"] == {"level": "normal", "unfamiliar": [], "what_if": []}
+
+
+@pytest.mark.contract("POST", "/v1/suggestions/batch")
+def test_batch_confidence_is_per_listing_with_what_if_only_with_the_explanation(client: TestClient) -> None:
+    listings = {"listings": [LISTING, TITLE_ONLY]}
+    plain = client.post("/v1/suggestions/batch", json=listings).json()["suggestions"]
+    explained = client.post("/v1/suggestions/batch", params={"include": "explanation"}, json=listings).json()
+    full, bare = explained["suggestions"]
+    assert [s["confidence"]["level"] for s in plain] == ["normal", "low"]
+    assert [s["confidence"]["what_if"] for s in plain] == [None, None]
+    assert full["confidence"]["what_if"] == []
+    assert bare["confidence"]["what_if"], "the title-only listing gets what-if prices"
+    assert bare["confidence"]["unfamiliar"] == plain[1]["confidence"]["unfamiliar"]
+    single = client.post("/v1/suggestions", params={"include": "explanation"}, json=TITLE_ONLY).json()
+    assert bare["confidence"] == single["confidence"]
 
 
 @pytest.mark.contract("POST", "/v1/suggestions/batch")
@@ -461,28 +561,6 @@ def test_without_an_admin_token_the_admin_route_does_not_exist(api_settings: Set
     assert "/v1/admin/reload" not in anonymous.get("/openapi.json").json()["paths"]
 
 
-# GET / (the seller page)
-
-
-@pytest.mark.contract("GET", "/")
-def test_seller_page_is_a_form_with_the_configured_limits_and_the_model_categories(
-    client: TestClient,
-) -> None:
-    response = client.get("/")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/html")
-    html = response.text
-    assert "<title>pricewise: price your listing</title>" in html
-    assert 'id="listing-form"' in html
-    assert 'maxlength="200"' in html  # serve.max_name_chars
-    assert 'maxlength="5000"' in html  # serve.max_description_chars
-    assert '<option value="Men/Shoes/Athletic">' in html, "categories of the training data are offered"
-    assert 'id="no-model"' not in html
-    assert 'id="fallback"' not in html
-    assert 'href="http://testserver/static/seller.css"' in html
-    assert 'href="http://testserver/monitoring"' in html
-
-
 # /docs, /openapi.json
 
 
@@ -511,6 +589,15 @@ def test_openapi_documents_every_api_route_and_the_configured_limits_with_exampl
     }, "the HTML pages stay out of the API schema"
     suggest = schema["paths"]["/v1/suggestions"]["post"]
     assert {"200", "422", "503"} <= set(suggest["responses"])
+    components = schema["components"]["schemas"]
+    assert "confidence" in components["Suggestion"]["required"]
+    for model, fields in {
+        "Confidence": ("level", "unfamiliar", "what_if"),
+        "WhatIf": ("field", "value", "price", "change", "text"),
+        "Reason": ("text",),
+        "Comparable": ("condition",),
+    }.items():
+        assert all(components[model]["properties"][f]["description"] for f in fields), model
 
 
 @pytest.mark.contract("GET", "/docs")

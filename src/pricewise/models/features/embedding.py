@@ -174,31 +174,35 @@ class SentenceEncoder:
                 self._model = (tokenizer, _Bert(load_file(str(directory / "model.safetensors"))))
             return self._model
 
-    def encode(self, texts: list[str]) -> np.ndarray:
+    def encode(self, texts: list[str], on_encoded: Callable[[int], None] | None = None) -> np.ndarray:
         """Embed texts.
 
         Args:
             texts: Any strings (empty ones included).
+            on_encoded: Called with the count of texts done after each batch the encoder runs (and once with
+                the texts the cache already had); for progress lines, it never changes the result.
 
         Returns:
             float32 array of shape (len(texts), 384), each row of unit length.
         """
         if self.cache is None:
-            return self._encode(texts)
+            return self._encode(texts, on_encoded)
         out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
         keys = [(self.max_tokens, text) for text in texts]
         found = self.cache.get(keys)
         missing = list(
             dict.fromkeys(text for text, vector in zip(texts, found, strict=True) if vector is None)
         )
-        fresh = self._encode(missing)
+        if on_encoded is not None:
+            on_encoded(len(texts) - len(missing))
+        fresh = self._encode(missing, on_encoded)
         self.cache.put([(self.max_tokens, text) for text in missing], fresh)
         position = {text: index for index, text in enumerate(missing)}
         for row, (text, vector) in enumerate(zip(texts, found, strict=True)):
             out[row] = vector if vector is not None else fresh[position[text]]
         return out
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str], on_encoded: Callable[[int], None] | None = None) -> np.ndarray:
         out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
         if not texts:
             return out
@@ -216,4 +220,6 @@ class SentenceEncoder:
                     tokens[row, : len(ids[i])] = torch.tensor(ids[i])
                     mask[row, : len(ids[i])] = 1
                 out[batch] = bert(tokens, mask).numpy()
+                if on_encoded is not None:
+                    on_encoded(len(batch))
         return out

@@ -104,3 +104,19 @@ def test_texts_are_built_from_the_normalised_fields() -> None:
     fields = listing_fields(frame)
     assert brand_category_name(fields) == [" | men/shoes/athletic | air max 90", "zara |  | blouse"]
     assert name_description(fields) == ["air max 90", "blouse . silk, size s"]
+
+
+def test_progress_counts_every_text_once_as_batches_finish_and_changes_nothing() -> None:
+    texts = [f"listing {i} | shoes | size {i % 13}" for i in range(150)]
+    told: list[int] = []
+    uncached = SentenceEncoder(max_tokens=16, cache=None)
+    watched = uncached.encode(texts, told.append)
+    assert told == [64, 64, 22], "one count per batch of the encoder"
+    np.testing.assert_array_equal(watched, uncached.encode(texts))
+
+    cache = EmbeddingCache(capacity=200)
+    cached = SentenceEncoder(max_tokens=16, cache=cache)
+    cached.encode(texts[:100])
+    told.clear()
+    cached.encode(texts + texts[:10], told.append)  # 110 already embedded, 50 new
+    assert told == [110, 50]
