@@ -43,7 +43,7 @@ lint: install ## ruff check, ruff format --check, mypy --strict on src/
 # keep the file order with PYTEST_ARGS="-p no:randomly"); the coverage report lists the lines not run.
 .PHONY: test
 test: lint airflow ## Lint, then the whole test suite (unit, integration, model) in random order, with coverage
-	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered --cov-fail-under=$(COV_FAIL_UNDER) $(PYTEST_ARGS)
+	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered --cov-fail-under=$(COV_FAIL_UNDER) --durations=15 $(PYTEST_ARGS)
 
 .PHONY: run
 run: install ## Ingest, validate, train, evaluate, promote on DATA (default: the shared sample), then serve

@@ -1,19 +1,24 @@
 """The DAGs in dags/ run for real: `airflow dags test` in Airflow's own virtualenv (SQLite metadata DB in a
-temporary AIRFLOW_HOME), each task calling this environment's `pricewise` on the shared sample.
+temporary AIRFLOW_HOME), each task calling this environment's `pricewise` on the shared sample. The module's
+`airflow` commands run one after another in one process of that virtualenv, which imports Airflow once.
 
 Task states and triggered runs are read from Airflow's metadata DB; results from the warehouse and the MLflow
-store the tasks wrote. The module's tests build on one trained data directory and run in file order.
+store the tasks wrote. The module's tests build on one trained data directory, in any order.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import queue
 import sqlite3
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,26 +34,85 @@ from tests.support.workspaces import REPO, TRAIN_SAMPLE, light_config_text, list
 pytestmark = pytest.mark.integration
 
 AIRFLOW = REPO / ".venv-airflow" / "bin" / "airflow"
+AIRFLOW_CLI = REPO / "tests" / "support" / "airflow_cli.py"
 PRICEWISE = Path(sys.executable).parent / "pricewise"
 TRAINING_TASKS = ("harvest_feedback", "ingest", "validate", "train", "evaluate", "promote")
 
 
 @dataclass(frozen=True)
 class Airflow:
-    """An Airflow installation with its own home and metadata DB, running the repository's dags/."""
+    """An Airflow installation with its own home and metadata DB, running the repository's dags/.
+
+    Its commands run one after another in one process of Airflow's virtualenv (tests/support/airflow_cli.py):
+    each is what the `airflow` executable would do, without importing Airflow again (seconds a command).
+    """
 
     home: Path
     env: dict[str, str]
+    process: subprocess.Popen[str]
+    answers: queue.Queue[str | None]
+    commands: Iterator[int] = field(default_factory=itertools.count)
+
+    @classmethod
+    def start(cls, home: Path, env: dict[str, str]) -> Airflow:
+        """The process of Airflow's virtualenv that runs the installation's commands; its own log in `home`."""
+        with (home / "airflow-cli.log").open("wb") as log:
+            process = subprocess.Popen(
+                [str(AIRFLOW.with_name("python")), str(AIRFLOW_CLI)],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                bufsize=1,
+            )
+        answers: queue.Queue[str | None] = queue.Queue()
+
+        def read() -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                answers.put(line)
+            answers.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+        return cls(home, env, process, answers)
+
+    def stop(self) -> None:
+        """End the process. Every command has answered and committed its rows by then, and Airflow's exit
+        handlers take seconds: it is killed rather than left to exit."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.kill()
+        self.process.wait(timeout=30)
 
     def run(self, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        """Run the `airflow` CLI; extra_env is added to (or replaces in) the installation's environment."""
-        return subprocess.run(
-            [str(AIRFLOW), *args],
-            env={**self.env, **(extra_env or {})},
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
+        """Run `airflow ARGS`; extra_env is added to (or replaces in) the installation's environment."""
+        n = next(self.commands)
+        outputs = self.home / "commands"
+        outputs.mkdir(exist_ok=True)
+        stdout, stderr = outputs / f"{n}.out", outputs / f"{n}.err"
+        request = {
+            "argv": list(args),
+            "env": {**self.env, **(extra_env or {})},
+            "stdout": str(stdout),
+            "stderr": str(stderr),
+        }
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        try:
+            answer = self.answers.get(timeout=600)
+        except queue.Empty:
+            self.process.kill()
+            answer = None
+        if answer is None:
+            log = (self.home / "airflow-cli.log").read_text(encoding="utf-8", errors="replace")
+            raise AssertionError(f"airflow {' '.join(args)}: no answer from Airflow's process\n{log[-3000:]}")
+        return subprocess.CompletedProcess(
+            ["airflow", *args],
+            json.loads(answer)["returncode"],
+            stdout.read_text(encoding="utf-8", errors="replace"),
+            stderr.read_text(encoding="utf-8", errors="replace"),
         )
 
     def dags_test(
@@ -166,7 +230,7 @@ def with_config(base: Path, directory: Path, **sections: dict[str, object]) -> P
 
 
 @pytest.fixture(scope="module")
-def airflow(tmp_path_factory: pytest.TempPathFactory) -> Airflow:
+def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     """Airflow with a migrated SQLite metadata DB in a temporary home; retries wait 1 s instead of 30."""
     assert AIRFLOW.is_file(), f"Airflow's virtualenv is missing ({AIRFLOW} not found): run `make airflow`"
     assert PRICEWISE.is_file(), f"no pricewise executable beside {sys.executable}"
@@ -182,10 +246,13 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Airflow:
             "PRICEWISE_DAG_RETRY_DELAY_SECONDS": "1",
         }
     )
-    installation = Airflow(home, env)
-    done = installation.run("db", "migrate")
-    assert done.returncode == 0, tail(done)
-    return installation
+    installation = Airflow.start(home, env)
+    try:
+        done = installation.run("db", "migrate")
+        assert done.returncode == 0, tail(done)
+        yield installation
+    finally:
+        installation.stop()
 
 
 @pytest.fixture(scope="module")

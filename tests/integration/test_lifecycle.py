@@ -116,15 +116,11 @@ def test_train_tracks_lineage_and_registers_a_challenger(
     assert 0 < out["low"][0] <= out["price"][0] <= out["high"][0]
 
 
-def test_rollback_without_history_is_refused(trained: Workspace) -> None:
-    promoted(trained)
-
-    result = trained.cli("rollback")
-    assert result.exit_code == 2
-    assert "no previous champion" in result.output
-
-
-def test_first_promotion_makes_the_challenger_champion(trained: Workspace) -> None:
+def test_the_gate_makes_a_first_champion_then_refuses_no_challenger_no_history_and_a_weaker_one(
+    trained: Workspace,
+) -> None:
+    # One clone of the shipped model through the gate's outcomes in turn: each promotion of the shipped model
+    # loads and checks it (seconds), so the outcomes share the first one.
     result = trained.cli("promote")
 
     assert result.exit_code == 0, result.output
@@ -134,27 +130,28 @@ def test_first_promotion_makes_the_challenger_champion(trained: Workspace) -> No
     assert (action, before, after) == ("first", None, "1")
     assert "no champion yet" in reason
 
-
-def test_promote_without_a_challenger_says_so(trained: Workspace) -> None:
-    promoted(trained)
-
-    result = trained.cli("promote")
-    assert result.exit_code == 2
-    assert "no challenger" in result.output
+    # The challenger became champion: there is nothing left to judge, and nothing is recorded.
+    again = trained.cli("promote")
+    assert again.exit_code == 2
+    assert "no challenger" in again.output
     assert len(promotions(trained)) == 1
 
+    # A first champion has no champion before it to go back to.
+    rollback = trained.cli("rollback")
+    assert rollback.exit_code == 2
+    assert "no previous champion" in rollback.output
+    assert len(promotions(trained)) == 1
+    assert client_for(trained).get_model_version_by_alias("pricewise", "champion").version == 1
 
-def test_a_weaker_challenger_is_refused_with_its_figures(trained: Workspace) -> None:
-    promoted(trained)
     weak = trained.settings.data_dir.parent / "weak.yaml"
     weak.write_text(WEAK)
     assert trained.cli("--config", str(weak), "train").exit_code == 0
 
-    result = trained.cli("promote")
+    refused = trained.cli("promote")
 
-    assert result.exit_code == 0
-    assert result.output.startswith("refuse:")
-    assert "does not beat" in result.output
+    assert refused.exit_code == 0
+    assert refused.output.startswith("refuse:")
+    assert "does not beat" in refused.output
     assert client_for(trained).get_model_version_by_alias("pricewise", "champion").version == 1
     action, before, after, _ = promotions(trained)[-1]
     assert (action, before, after) == ("refuse", "1", "1")

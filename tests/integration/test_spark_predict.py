@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -297,7 +298,8 @@ def test_a_file_the_executors_cannot_read_is_named_as_on_the_local_engine_and_no
 ) -> None:
     dataset = tmp_path / "catalogue"
     dataset.mkdir()
-    pq.write_table(train_table, dataset / "part-0.parquet")
+    # A valid file beside it: a slice of the sample (its size plays no part in the fault).
+    pq.write_table(train_table.slice(0, 300), dataset / "part-0.parquet")
     # The right columns, so the driver's check passes; no rows, which only the file's reader finds out.
     pq.write_table(train_table.slice(0, 0), dataset / "part-1.parquet")
     messages = {}
@@ -315,12 +317,13 @@ def test_a_file_the_executors_cannot_read_is_named_as_on_the_local_engine_and_no
 
 
 def test_a_job_killed_while_scoring_leaves_the_earlier_output_as_it_was(
-    ws: Workspace, tmp_path: Path
+    ws: Workspace, unpriced_scores: tuple[Path, pd.DataFrame], tmp_path: Path
 ) -> None:
     output = tmp_path / "scores.parquet"
-    # An earlier finished output at the path the killed job writes.
-    score(ws, TEST_SAMPLE, output, "spark")
+    # An earlier finished output of the spark engine at the path the killed job writes.
+    shutil.copytree(unpriced_scores[0], output)
     before = {p.name: p.read_bytes() for p in output.iterdir()}
+    assert spark_predict.MANIFEST in before
 
     proc = cli_subprocess(ws, "predict", "--engine", "spark", "-i", str(TRAIN_SAMPLE), "-o", str(output))
     try:
