@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricewise.models import ConformalPriceRanges, SparseTextEnsemble, SparseTextEnsembleParams
-from pricewise.models.features import FeatureParams
+from pricewise.models import ConformalPriceRanges, SparseTextEnsemble
 from pricewise.models.reference import ServingReference
 from pricewise.models.suggester import PriceSuggester
 from pricewise.settings import Settings
 from pricewise.store import tracking
 from pricewise.train import RUNTIME_PACKAGES, log_model
+from tests.support.models import ridge_only_params
 from tests.support.workspaces import REPO, SHIPPED_CONFIG
 
 pytestmark = pytest.mark.integration
@@ -98,12 +98,7 @@ def test_the_model_and_the_serving_code_import_without_duckdb(tmp_path: Path) ->
 
 def test_a_logged_model_loads_and_predicts_from_its_own_code_without_duckdb(tmp_path: Path) -> None:
     frame, log_price = listings(160)
-    params = SparseTextEnsembleParams(
-        features=FeatureParams(name_max_features=100, text_max_features=100),
-        n_mlp=0,
-        n_binary_mlp=0,
-        lgbm_rounds=0,
-    )
+    params = ridge_only_params(100)
     model = SparseTextEnsemble(params).fit(frame[:120], log_price[:120])
     ranges = ConformalPriceRanges(0.8).calibrate(model.predict(frame[120:]), log_price[120:])
     reference = ServingReference.build(model, frame[:120], frame, np.expm1(log_price))

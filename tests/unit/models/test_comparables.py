@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricewise.models import RulesBaseline, SparseTextEnsemble, SparseTextEnsembleParams
+from pricewise.models import RulesBaseline, SparseTextEnsemble
 from pricewise.models.comparables import ComparablesIndex
-from pricewise.models.features import FeatureParams
+from tests.support.models import ridge_only_params
 
 WORDS = np.array(["nike", "shoes", "apple", "phone", "case", "coach", "bag", "size", "red", "blue", "lamp"])
 
@@ -33,12 +33,7 @@ def listings(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
 @pytest.fixture(scope="module")
 def model() -> SparseTextEnsemble:
     frame, log_price = listings(200, seed=0)
-    params = SparseTextEnsembleParams(
-        features=FeatureParams(name_max_features=200, text_max_features=200),
-        n_mlp=0,
-        n_binary_mlp=0,
-        lgbm_rounds=0,
-    )
+    params = ridge_only_params(200)
     return SparseTextEnsemble(params).fit(frame, log_price)
 
 
@@ -137,12 +132,7 @@ def kind_listings() -> tuple[pd.DataFrame, np.ndarray]:
 def kind_index() -> ComparablesIndex:
     frame, price = kind_listings()
     repeated = pd.concat([frame] * 20, ignore_index=True)
-    params = SparseTextEnsembleParams(
-        features=FeatureParams(name_max_features=300, text_max_features=300),
-        n_mlp=0,
-        n_binary_mlp=0,
-        lgbm_rounds=0,
-    )
+    params = ridge_only_params(300)
     model = SparseTextEnsemble(params).fit(repeated, np.log1p(np.tile(price, 20)))
     return ComparablesIndex.from_frame(model.builder_, frame, price, max_df_share=1.0)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricewise.models import ConformalPriceRanges, RulesBaseline, SparseTextEnsemble, SparseTextEnsembleParams
+from pricewise.models import ConformalPriceRanges, RulesBaseline, SparseTextEnsemble
 from pricewise.models.comparables import ComparablesIndex, Match
 from pricewise.models.confidence import (
     NO_BRAND,
@@ -23,8 +23,8 @@ from pricewise.models.confidence import (
     vocabulary_of,
     what_if,
 )
-from pricewise.models.features import FeatureParams
 from pricewise.models.suggester import PriceSuggester
+from tests.support.models import ridge_only_params
 
 PHONES = "Electronics/Cell Phones & Accessories/Cell Phones & Smartphones"
 CASES = "Electronics/Cell Phones & Accessories/Cases, Covers & Skins"
@@ -51,12 +51,7 @@ def training_listings(n: int = 240) -> tuple[pd.DataFrame, np.ndarray]:
 @pytest.fixture(scope="module")
 def suggester() -> PriceSuggester:
     frame, log_price = training_listings()
-    params = SparseTextEnsembleParams(
-        features=FeatureParams(name_max_features=200, text_max_features=200),
-        n_mlp=0,
-        n_binary_mlp=0,
-        lgbm_rounds=0,
-    )
+    params = ridge_only_params(200)
     model = SparseTextEnsemble(params).fit(frame[:200], log_price[:200])
     ranges = ConformalPriceRanges(0.8).calibrate(model.predict(frame[200:]), log_price[200:])
     return PriceSuggester(model, ranges, "SparseTextEnsemble")

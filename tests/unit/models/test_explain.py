@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from pricewise.models import SparseTextEnsemble, SparseTextEnsembleParams
+from pricewise.models import SparseTextEnsemble
 from pricewise.models.explain import Explainer
-from pricewise.models.features import FeatureParams
 from pricewise.models.suggester import clean_input
+from tests.support.models import ridge_only_params
 
 WORDS = np.array(["red", "blue", "bag", "leather", "shoes", "size", "small", "kors", "michael", "lamp"])
 BRANDS = np.array(["Michael Kors", "Nike", ""])
@@ -41,12 +41,7 @@ def listings(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
 @pytest.fixture(scope="module")
 def explainer() -> Explainer:
     frame, log_price = listings(400, seed=0)
-    params = SparseTextEnsembleParams(
-        features=FeatureParams(name_max_features=300, text_max_features=300),
-        n_mlp=0,
-        n_binary_mlp=0,
-        lgbm_rounds=0,
-    )
+    params = ridge_only_params(300)
     model = SparseTextEnsemble(params).fit(frame, log_price)
     found = Explainer.for_model(model)
     assert found is not None

@@ -8,9 +8,9 @@ import pickle
 import numpy as np
 import pandas as pd
 
-from pricewise.models import RulesBaseline, SparseTextEnsemble, SparseTextEnsembleParams
-from pricewise.models.features import FeatureParams
+from pricewise.models import RulesBaseline, SparseTextEnsemble
 from pricewise.models.reference import MAX_CATEGORIES, ServingReference, top_brands, top_categories
+from tests.support.models import ridge_only_params
 
 
 def test_top_categories_keeps_the_most_common_non_empty_ones_sorted() -> None:
@@ -80,12 +80,7 @@ def frame_of(n: int) -> tuple[pd.DataFrame, np.ndarray]:
 
 def test_the_main_model_gets_categories_and_comparables_the_baseline_categories_only() -> None:
     frame, log_price = frame_of(150)
-    params = SparseTextEnsembleParams(
-        features=FeatureParams(name_max_features=100, text_max_features=100),
-        n_mlp=0,
-        n_binary_mlp=0,
-        lgbm_rounds=0,
-    )
+    params = ridge_only_params(100)
     main = SparseTextEnsemble(params).fit(frame[:100], log_price[:100])
     baseline = RulesBaseline(min_group_size=2).fit(frame[:100], log_price[:100])
     price = np.expm1(log_price)

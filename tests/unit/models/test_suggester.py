@@ -18,6 +18,7 @@ from pricewise.models.features import FeatureParams
 from pricewise.models.features.text import Listings, text_values
 from pricewise.models.reference import ServingReference
 from pricewise.models.suggester import PriceSuggester, clean_input, clean_records, non_increasing
+from tests.support.models import ridge_only_params
 
 
 def reference_clean(frame: pd.DataFrame) -> pd.DataFrame:
@@ -144,12 +145,7 @@ def small_suggester() -> tuple[PriceSuggester, pd.DataFrame, np.ndarray]:
         }
     )
     log_price = 2.0 + 0.5 * frame["name"].str.contains("coach").to_numpy() + rng.normal(0, 0.1, n)
-    params = SparseTextEnsembleParams(
-        features=FeatureParams(name_max_features=100, text_max_features=100),
-        n_mlp=0,
-        n_binary_mlp=0,
-        lgbm_rounds=0,
-    )
+    params = ridge_only_params(100)
     model = SparseTextEnsemble(params).fit(frame[:120], log_price[:120])
     ranges = ConformalPriceRanges(0.8).calibrate(model.predict(frame[120:]), log_price[120:])
     return PriceSuggester(model, ranges, "SparseTextEnsemble"), frame, np.expm1(log_price)

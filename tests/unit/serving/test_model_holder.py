@@ -17,8 +17,7 @@ from mlflow import MlflowClient
 
 from pricewise.config import Config, load_config
 from pricewise.errors import PricewiseError
-from pricewise.models import ConformalPriceRanges, RulesBaseline, SparseTextEnsemble, SparseTextEnsembleParams
-from pricewise.models.features import FeatureParams
+from pricewise.models import ConformalPriceRanges, RulesBaseline, SparseTextEnsemble
 from pricewise.models.reference import ServingReference
 from pricewise.models.suggester import PriceSuggester
 from pricewise.serving.app import create_app
@@ -26,6 +25,7 @@ from pricewise.serving.model_holder import ModelHolder, load_best, load_cached, 
 from pricewise.settings import Settings
 from pricewise.store import model_cache, tracking
 from pricewise.train import log_model
+from tests.support.models import ridge_only_params
 from tests.support.servers import free_port
 from tests.support.workspaces import SHIPPED_CONFIG, Workspace, clone_workspace
 
@@ -64,12 +64,7 @@ def registry_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     root = tmp_path_factory.mktemp("registry")
     settings = Settings(data_dir=root / "data", config_path=SHIPPED_CONFIG)
     frame, log_price = listings(160)
-    params = SparseTextEnsembleParams(
-        features=FeatureParams(name_max_features=100, text_max_features=100),
-        n_mlp=0,
-        n_binary_mlp=0,
-        lgbm_rounds=0,
-    )
+    params = ridge_only_params(100)
     main = packaged(SparseTextEnsemble(params), frame, log_price)
     old = PriceSuggester(main.model, main.ranges, main.kind)
     del old.__dict__["reference"]  # what the pickle of a model logged before this change holds
