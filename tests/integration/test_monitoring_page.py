@@ -399,6 +399,24 @@ def test_page_draws_charts_with_the_local_chart_library_and_lists_champion_and_r
     page.click("#nav-seller")
     page.wait_for_url(base + "/")
     page.close()
+
+    # On a phone: the same page in one column, wide tables scrolled inside their box, never the page sideways.
+    phone = browser.new_page(viewport={"width": 390, "height": 844})
+    phone.on("pageerror", lambda error: errors.append(str(error)))
+    phone.goto(base + "/monitoring")
+    phone.wait_for_selector("body[data-charts='done']", timeout=15_000)
+    wide = phone.evaluate(
+        "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 390)"
+        ".map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"
+    )
+    assert phone.evaluate("document.scrollingElement.scrollWidth") <= 390, wide
+    for chart in ("traffic-chart", "accuracy-chart"):
+        box = phone.locator(f"#{chart}").bounding_box()
+        assert box is not None
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= 390, f"{chart} fits the phone's width"
+        assert phone.evaluate(PAINTED_PIXELS, chart) > 1000, f"{chart} has nothing drawn at 390 px"
+    phone.close()
     assert errors == []
     assert all(url.startswith(base + "/") for url in requested), "nothing may load from another host"
 
