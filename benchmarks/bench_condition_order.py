@@ -51,14 +51,7 @@ PRICEWISE = Path(sys.executable).parent / "pricewise"
 
 def old_prices(suggester: PriceSuggester, clean: Mapping[str, Any]) -> tuple[np.ndarray, ...]:
     """The suggester's pricing before every condition was priced: the model in the listing's own condition."""
-    log_price = np.asarray(suggester.model.predict(clean), dtype=float)
-    low, high = suggester.ranges.interval(log_price)
-    price = np.maximum(np.expm1(log_price), MIN_PRICE)
-    return (
-        np.round(price, 2),
-        np.round(np.minimum(np.maximum(low, MIN_PRICE), price), 2),
-        np.round(np.maximum(high, price), 2),
-    )
+    return suggester.prices_at(np.asarray(suggester.model.predict(clean), dtype=float))
 
 
 def old_suggest_records(

@@ -193,7 +193,10 @@ class PriceSuggester(PythonModel):
         return PriceSuggester(self.model, self.ranges, self.kind, reference)
 
     def _prices(self, clean: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        log_price = self._log_prices(clean)
+        return self.prices_at(self._log_prices(clean))
+
+    def prices_at(self, log_price: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Price, low and high in dollars (cents rounded) for given log1p prices, with the calibrated ranges."""
         low, high = self.ranges.interval(log_price)
         price = np.maximum(np.expm1(log_price), MIN_PRICE)
         return (
