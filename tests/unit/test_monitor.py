@@ -149,3 +149,19 @@ def test_an_evidently_failure_is_recorded_and_reported_clearly(
         store.close()
     assert latest.status == "error"
     assert "Evidently could not compute drift" in latest.message
+
+
+def test_a_run_that_cannot_be_recorded_says_why_in_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Nothing listens on port 1: the decision tables are unreachable, and the run's own error is what is reported.
+    unreachable = "postgresql://pricewise:hunter2@127.0.0.1:1/pricewise"
+    settings = Settings(data_dir=tmp_path / "data", decisions_url=unreachable)
+    failed = monitor.MonitorResult("r1", datetime.now(UTC), ComparedWindow("predictions"), "error", "no rows")
+    with caplog.at_level("WARNING", logger="pricewise"):
+        monitor._record_quietly(settings, failed)
+    [said] = [r for r in caplog.records if "could not record failed monitoring run r1" in r.getMessage()]
+    assert said.exc_info is None, "a traceback was logged"
+    assert "cannot open" in said.getMessage()
+    assert "127.0.0.1:1" in said.getMessage()
+    assert "hunter2" not in caplog.text
