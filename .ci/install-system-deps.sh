@@ -1,10 +1,33 @@
 #!/usr/bin/env bash
-# System packages the test suite needs beyond Python: headless Chromium for the seller-page test (Debian).
-# Idempotent: installs only what is missing; needs root (CI and the dev machines run as root).
+# System packages the test suite needs beyond Python (Debian): headless Chromium for the seller-page test and a
+# PostgreSQL server for the tests of the stores on PostgreSQL (they start a throwaway cluster of their own).
+# Idempotent: each group is installed only when it is missing; needs root (CI and the dev machines run as root).
 set -euo pipefail
-if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+
+packages=()
+if ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }; then
+  packages+=(chromium chromium-driver)
+fi
+
+has_postgres_server() {
+  if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+    return 0
+  fi
+  local bin
+  for bin in /usr/lib/postgresql/*/bin; do
+    if [ -x "$bin/initdb" ] && [ -x "$bin/pg_ctl" ]; then
+      return 0
+    fi
+  done
+  return 1
+}
+if ! has_postgres_server; then
+  packages+=(postgresql-15)
+fi
+
+if [ "${#packages[@]}" -eq 0 ]; then
   exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends chromium chromium-driver
+apt-get install -y -qq --no-install-recommends "${packages[@]}"
