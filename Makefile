@@ -9,6 +9,9 @@ AIRFLOW_VENV := .venv-airflow
 AIRFLOW_LOCK := dags/requirements-airflow.lock
 DATA ?= $(wildcard ../shared/data/mercari/mercari_train_8k.tsv.gz)
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (0: one process). Each test module, or the modules sharing a costly
+# session fixture (tests/conftest.py), runs whole on one worker.
+PYTEST_WORKERS ?= 2
 # Coverage floor of src/pricewise for `make test`, a little under the measured figure.
 COV_FAIL_UNDER ?= 90
 
@@ -43,7 +46,8 @@ lint: install ## ruff check, ruff format --check, mypy --strict on src/
 # keep the file order with PYTEST_ARGS="-p no:randomly"); the coverage report lists the lines not run.
 .PHONY: test
 test: lint airflow ## Lint, then the whole test suite (unit, integration, model) in random order, with coverage
-	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered --cov-fail-under=$(COV_FAIL_UNDER) --durations=15 $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadscope --cov --cov-report=term-missing:skip-covered \
+		--cov-fail-under=$(COV_FAIL_UNDER) --durations=15 $(PYTEST_ARGS)
 
 .PHONY: run
 run: install ## Ingest, validate, train, evaluate, promote on DATA (default: the shared sample), then serve

@@ -3,8 +3,10 @@ session's trained workspaces (built once, reused read-only: a test that changes 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -16,11 +18,69 @@ from tests.support.workspaces import (
     TEST_SAMPLE,
     TRAIN_SAMPLE,
     Workspace,
+    built_once,
     clone_workspace,
     make_workspace,
     promoted_workspace,
     tiny_workspace,
 )
+
+# Each xdist worker computes on one thread (PyTorch, BLAS, and the CLI processes the tests start): two workers with
+# a thread per core each would oversubscribe the cores, and PyTorch's spinning threads then slow every encode
+# manyfold. Set before anything imports PyTorch, which reads it once.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _threads in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_threads, "1")
+
+# Under pytest-xdist (`make test` runs two workers) each test module runs whole on one worker, so module fixtures (a
+# browser, an Airflow process) are built once. The modules sharing a session workspace that takes minutes to build
+# run on one worker too, so that no worker sits waiting for another's build; they are scheduled first, with the
+# Airflow module, because they are the longest.
+SHARED_WORKSPACE_MODULES = {
+    "trained_workspace": ("tests/integration/test_lifecycle.py", "tests/model/test_behaviour.py"),
+    "serving_workspace": (
+        "tests/integration/test_export.py",
+        "tests/integration/test_monitoring_page.py",
+        "tests/integration/test_serving_api.py",
+        "tests/integration/test_serving_faults.py",
+        "tests/integration/test_serving_fuzz.py",
+        "tests/integration/test_serving_page.py",
+    ),
+}
+LONGEST_FIRST = ("trained_workspace", "tests/airflow/test_dags.py", "serving_workspace")
+_GROUP_OF = {module: group for group, modules in SHARED_WORKSPACE_MODULES.items() for module in modules}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's scheduling by module, with the modules of SHARED_WORKSPACE_MODULES as one unit each and the
+    LONGEST_FIRST units sent first."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleGroups(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return _GROUP_OF.get(module, module)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            for scope in LONGEST_FIRST:
+                if scope in self.workqueue:
+                    self.workqueue.move_to_end(scope, last=False)
+                    break
+            super()._assign_work_unit(node)
+
+    return ModuleGroups(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse a test run in which a module uses a shared workspace without being listed with it: under xdist it
+    would build that workspace on a second worker or wait for it there."""
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        for fixture, modules in SHARED_WORKSPACE_MODULES.items():
+            if fixture in getattr(item, "fixturenames", ()) and module not in modules:
+                raise pytest.UsageError(
+                    f"{module} uses {fixture}: add it to SHARED_WORKSPACE_MODULES in tests/conftest.py"
+                )
 
 
 @pytest.fixture(scope="session")
@@ -67,10 +127,14 @@ def cli(data_dir: Path) -> Callable[..., Result]:
 def trained_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     """The sample trained once with the shipped config, for the tests that judge the shipped model: challenger
     v1 of each model, nothing promoted. Read-only: tests that promote or train again use `clone_workspace`."""
-    ws = make_workspace(tmp_path_factory.mktemp("trained"))
-    result = ws.cli("train")
-    assert result.exit_code == 0, result.output
-    return ws
+
+    def build(root: Path) -> Workspace:
+        ws = make_workspace(root)
+        result = ws.cli("train")
+        assert result.exit_code == 0, result.output
+        return ws
+
+    return built_once(tmp_path_factory, "trained", build)
 
 
 @pytest.fixture(scope="session")
@@ -78,20 +142,20 @@ def serving_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     """One promoted light workspace for the serving tests (champion v1). Its champion has the sentence-embedding
     component, so single suggestions take the threaded pricing path. Read-only: tests that register, promote or
     reload use `clone_workspace`."""
-    return promoted_workspace(tmp_path_factory.mktemp("serving"), embedding=True)
+    return built_once(tmp_path_factory, "serving", lambda root: promoted_workspace(root, embedding=True))
 
 
 @pytest.fixture(scope="session")
 def light_champion_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     """The sample trained with the light config (Ridge only, seconds to train) and promoted: champion v1 of
     `pricewise`. Read-only: tests that monitor, retrain or serve into it use `clone_workspace`."""
-    return promoted_workspace(tmp_path_factory.mktemp("light-champion"))
+    return built_once(tmp_path_factory, "light-champion", promoted_workspace)
 
 
 @pytest.fixture(scope="session")
 def tiny_validated_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     """400 generated listings ingested and validated under the light config; nothing trained. Read-only."""
-    return tiny_workspace(tmp_path_factory.mktemp("tiny-validated"))
+    return built_once(tmp_path_factory, "tiny-validated", tiny_workspace)
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +164,11 @@ def tiny_trained_workspace(
 ) -> Workspace:
     """`tiny_validated_workspace` trained (light config, seconds): baseline champion v1, main challenger v1.
     Read-only: tests that evaluate, promote or train again use `clone_workspace`."""
-    ws = clone_workspace(tiny_validated_workspace, tmp_path_factory.mktemp("tiny-trained"))
-    result = ws.cli("train")
-    assert result.exit_code == 0, result.output
-    return ws
+
+    def build(root: Path) -> Workspace:
+        ws = clone_workspace(tiny_validated_workspace, root)
+        result = ws.cli("train")
+        assert result.exit_code == 0, result.output
+        return ws
+
+    return built_once(tmp_path_factory, "tiny-trained", build)

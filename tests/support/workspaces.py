@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
+import os
 import shutil
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import yaml
+from filelock import FileLock
 from typer.testing import CliRunner, Result
 
 from pricewise.cli import app
@@ -134,6 +138,33 @@ def clone_workspace(source: Workspace, root: Path) -> Workspace:
     if store.is_file():
         _rewrite_paths(store, f"{old}/", f"{new}/")
     return Workspace(Settings(data_dir=new, config_path=config_path), config_path)
+
+
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Workspace]
+) -> Workspace:
+    """A read-only workspace built once per test run, however many pytest-xdist workers ask for it.
+
+    Alone, pytest builds it in a temporary directory. Under xdist the first worker to ask builds it in the run's
+    shared temporary directory while the others wait on a file lock; then every worker gets its own clone, so no
+    two processes write one workspace (a server's prediction log, MLflow's store).
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return build(tmp_path_factory.mktemp(name))
+    shared = tmp_path_factory.getbasetemp().parent / f"built-{name}"
+    done = shared / "workspace.json"
+    with FileLock(f"{shared}.lock"):
+        if done.is_file():
+            paths = json.loads(done.read_text(encoding="utf-8"))
+            data_dir, config_path = Path(paths["data_dir"]), Path(paths["config_path"])
+            built = Workspace(Settings(data_dir=data_dir, config_path=config_path), config_path)
+        else:
+            if shared.exists():  # a worker that failed while building left half a workspace
+                shutil.rmtree(shared)
+            built = build(shared / "build")
+            paths = {"data_dir": str(built.settings.data_dir), "config_path": str(built.config_path)}
+            done.write_text(json.dumps(paths), encoding="utf-8")
+    return clone_workspace(built, tmp_path_factory.mktemp(name))
 
 
 def _rewrite_paths(database: Path, old: str, new: str) -> None:
