@@ -292,6 +292,29 @@ def evaluate_command(
     typer.echo(f"report: {result.report_html}")
 
 
+@app.command("export")
+def export_command(
+    ctx: typer.Context,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory for the exported files.")],
+    fmt: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
+    model: Annotated[
+        str | None, typer.Option(help="Registry URI (models:/name@alias); default the champion.")
+    ] = None,
+) -> None:
+    """Export the parts of a model that convert (the sentence encoder, to ONNX), checked against the model."""
+    from pricewise import export  # noqa: PLC0415 - see module docstring
+
+    c = _context(ctx)
+    result = guarded(lambda: export.run(c.config(), c.settings, output, model, fmt))
+    typer.echo(
+        f"{result.model_uri} (v{result.model_version}): the sentence encoder, within "
+        f"{result.max_abs_diff:.1e} of the Python encoder, in {result.directory}"
+    )
+    for file in result.files:
+        typer.echo(f"  {file.name} ({file.stat().st_size / 1e6:.1f} MB)")
+    typer.echo("the sparse components, the kernel ridge, the blend and the ranges stay Python")
+
+
 @app.command("promote")
 def promote_command(ctx: typer.Context) -> None:
     """Promote the challenger to champion if it passes the gate; record the decision either way."""
