@@ -4,6 +4,9 @@
 # in MLFLOW_AUTH_DATABASE_URI. Arguments go to `mlflow server` (--host, --port, --workers, --allowed-hosts ...).
 # The admin user is created on the first start from MLFLOW_AUTH_ADMIN_USERNAME / MLFLOW_AUTH_ADMIN_PASSWORD;
 # MLFLOW_FLASK_SERVER_SECRET_KEY signs the auth app's CSRF tokens and must be the same on every server.
+# A checked password is cached for MLFLOW_AUTH_CACHE_TTL_SECONDS (default 60; 0 turns the cache off): the hash
+# check costs hundreds of milliseconds on every request otherwise. Changes made through the server's API take
+# effect at once on the worker that made them, on the other workers within the TTL.
 set -eu
 
 : "${MLFLOW_BACKEND_STORE_URI:?set MLFLOW_BACKEND_STORE_URI (e.g. postgresql+psycopg://user:password@host/mlflow)}"
@@ -23,6 +26,7 @@ default_permission = ${MLFLOW_AUTH_DEFAULT_PERMISSION:-READ}
 database_uri = ${auth_uri}
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
 grant_default_workspace_access = false
+auth_cache_ttl_seconds = ${MLFLOW_AUTH_CACHE_TTL_SECONDS:-60}
 EOF
 export MLFLOW_AUTH_CONFIG_PATH="$config_dir/basic_auth.ini"
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -57,6 +57,8 @@ class ServedModel:
     comparables: ComparablesIndex | None
     categories: tuple[str, ...]
     brands: tuple[str, ...] = ()
+    # Why this serves instead of the registry's champion (None when it is the champion), for /ready.
+    note: str | None = None
 
     @property
     def fallback(self) -> bool:
@@ -230,6 +232,7 @@ def load_best(settings: Settings, config: Config) -> ServedModel:
     except Exception as exc:  # noqa: BLE001 - any failure of the registry path falls to the next source
         logger.warning("champion unavailable (%s); trying the cached model", exc)
         reasons.append(f"champion: {exc}")
+        why = tracking.outage(exc) or "the registry's champion could not be loaded"
     try:
         served = load_cached(settings)
     except Exception as exc:  # noqa: BLE001 - a broken cache falls through to the baseline
@@ -237,7 +240,7 @@ def load_best(settings: Settings, config: Config) -> ServedModel:
         reasons.append(f"cache: {exc}")
     else:
         logger.warning("serving the cached %s v%s", served.name, served.version)
-        return served
+        return replace(served, note=f"serving the cached {served.name} v{served.version or '-'}: {why}")
     try:
         served = load_baseline(settings, config)
     except Exception as exc:
@@ -282,6 +285,7 @@ class ModelHolder:
             try:
                 self.served = load_best(self.settings, self.config)
                 self.error = None
+                self.refused = self.served.note
             except Exception as exc:
                 self.error = redact(str(exc))
                 logger.exception("no model can be served")
@@ -342,4 +346,5 @@ class ModelHolder:
             self.error = redact(str(exc))
             return ReloadOutcome(False, True, f"still no model: {self.error}")
         self.error = None
+        self.refused = self.served.note
         return ReloadOutcome(True, False, f"now serving {self.served.name} ({self.served.source})")

@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 5
 
 
+class TrackingUnreachableError(PricewiseError):
+    """The MLflow tracking server does not answer (down, wrong address, or a network in between)."""
+
+
 def _probe_request(uri: str) -> urllib.request.Request:
     """A GET of the server's /health; credentials in the URI (`http://user:password@host`, which MLflow's client
     accepts) go in a Basic Authorization header, since urllib cannot take them in the URL."""
@@ -49,7 +53,7 @@ def _probe_http(uri: str) -> None:
             if response.status >= 500:
                 raise PricewiseError(f"MLflow tracking server at {shown} answered {response.status}")
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise PricewiseError(
+        raise TrackingUnreachableError(
             f"cannot reach the MLflow tracking server at {shown} ({redact(str(exc))}); "
             "check PRICEWISE_MLFLOW_TRACKING_URI or unset it to use the embedded store"
         ) from exc
@@ -83,6 +87,30 @@ def configure(settings: Settings) -> str:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
+
+
+def outage(exc: BaseException) -> str | None:
+    """Why the tracking server could not be used, in words fit for a public status page (no address, no body).
+
+    Args:
+        exc: A failure of a call to the tracking server, or one raised from it.
+
+    Returns:
+        "unreachable" or "refused the credentials (401 unauthorized)" (or 403) phrased as a clause about the
+        server, or None when the error in the chain is none of these.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TrackingUnreachableError):
+            return "the MLflow tracking server is unreachable"
+        if isinstance(seen, mlflow.exceptions.MlflowException):
+            # MLflow's REST client turns the HTTP status into these codes.
+            if seen.error_code in ("UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED"):
+                return "the MLflow tracking server refused the credentials (401 unauthorized)"
+            if seen.error_code == "PERMISSION_DENIED":
+                return "the MLflow tracking server denied access to the model (403 forbidden)"
+        seen = seen.__cause__
+    return None
 
 
 def experiment_id(settings: Settings, name: str) -> str:
