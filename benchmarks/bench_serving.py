@@ -9,6 +9,16 @@ listing per call (what each request pays) and a batch of `--batch-rows` (what `p
 chunk). Example:
 
     PRICEWISE_DATA_DIR=/tmp/serve-dev python benchmarks/bench_serving.py --out /tmp/bench/serving.json
+
+`--log sqlite,postgres` measures our API once per prediction-log backend (same model, client and
+concurrencies, then `mlflow models serve` as usual), prints rps and p50/p99 per backend with the ratio
+PostgreSQL/SQLite and the rows each log gained, and adds them to the JSON under `log_backends`. The SQLite run
+uses the default log under the data dir; the PostgreSQL run writes to a fresh database on `--postgres-url` (a
+server you run, the URL as for PRICEWISE_PREDICTION_LOG_URL; the database is created and dropped there) or,
+without one, on a throwaway local cluster started through `tests.support.postgres`: this benchmark imports the
+test support package for that (putting the repository root on sys.path), needs the PostgreSQL server
+binaries, and that cluster runs with fsync off, so its commits cost less than on a durable server. Without
+`--log` our API uses whatever prediction log the environment gives it, as before.
 """
 
 from __future__ import annotations
@@ -23,7 +33,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +49,7 @@ from pricewise.models.suggester import PriceSuggester
 from pricewise.serving.schemas import EXAMPLE_LISTING
 from pricewise.settings import Settings
 from pricewise.store import tracking
+from pricewise.store.prediction_log import PredictionLog, default_url
 from pricewise.store.registry import load_suggester
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,6 +58,7 @@ SAMPLE = REPO.parent / "shared" / "data" / "mercari" / "mercari_train_8k.tsv.gz"
 FULL_ROWS = 1_482_535
 LISTING = EXAMPLE_LISTING
 GOALS = {"p99_ms_at_8": 15.0, "throughput_ratio": 3.0, "comparables_p99_ms": 50.0}
+LOG_BACKENDS = ("sqlite", "postgres")
 
 
 def free_port() -> int:
@@ -164,35 +178,54 @@ def load_from_other_process(url: str, body: dict[str, Any], concurrency: int, to
     return asyncio.run(_load(url, body, concurrency, total))
 
 
+def pricewise_server(port: int, workers: int) -> tuple[list[str], dict[str, str], str, str, dict[str, Any]]:
+    """(command, extra environment, ready URL, request URL, body) of our API on port."""
+    return (
+        [str(BIN / "pricewise"), "serve"],
+        {"PRICEWISE_SERVE_PORT": str(port), "PRICEWISE_SERVE_WORKERS": str(workers)},
+        f"http://127.0.0.1:{port}/ready",
+        f"http://127.0.0.1:{port}/v1/suggestions",
+        LISTING,
+    )
+
+
 def bench_servers(
-    args: argparse.Namespace, env: dict[str, str], client: ProcessPoolExecutor
+    args: argparse.Namespace,
+    env: dict[str, str],
+    client: ProcessPoolExecutor,
+    log_urls: dict[str, str | None] | None = None,
 ) -> dict[str, Any]:
+    """Load each server in turn. log_urls maps a prediction-log backend to the PRICEWISE_PREDICTION_LOG_URL
+    our API gets for it (None: the default SQLite log); the first backend's server is named `pricewise`, the
+    others `pricewise-<backend>`. Without log_urls our API keeps the environment's log."""
     results: dict[str, Any] = {}
-    ours_port, mlflow_port = free_port(), free_port()
-    servers = {
-        "pricewise": (
-            [str(BIN / "pricewise"), "serve"],
-            {"PRICEWISE_SERVE_PORT": str(ours_port), "PRICEWISE_SERVE_WORKERS": str(args.workers)},
-            f"http://127.0.0.1:{ours_port}/ready",
-            f"http://127.0.0.1:{ours_port}/v1/suggestions",
-            LISTING,
-        ),
-        "mlflow": (
-            [
-                str(BIN / "mlflow"), "models", "serve", "-m", "models:/pricewise@champion", "--env-manager",
-                "local", "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", str(args.workers),
-            ],
-            {},
-            f"http://127.0.0.1:{mlflow_port}/ping",
-            f"http://127.0.0.1:{mlflow_port}/invocations",
-            {"dataframe_records": [LISTING]},
-        ),
-    }  # fmt: skip
+    servers: dict[str, tuple[list[str], dict[str, str], str, str, dict[str, Any]]] = {}
+    for i, (backend, log_url) in enumerate(
+        (log_urls or {"": os.environ.get("PRICEWISE_PREDICTION_LOG_URL")}).items()
+    ):
+        server = pricewise_server(free_port(), args.workers)
+        if log_urls is not None and log_url is not None:
+            server[1]["PRICEWISE_PREDICTION_LOG_URL"] = log_url
+        servers["pricewise" if i == 0 else f"pricewise-{backend}"] = server
+    mlflow_port = free_port()
+    servers["mlflow"] = (
+        [
+            str(BIN / "mlflow"), "models", "serve", "-m", "models:/pricewise@champion", "--env-manager",
+            "local", "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", str(args.workers),
+        ],
+        {},
+        f"http://127.0.0.1:{mlflow_port}/ping",
+        f"http://127.0.0.1:{mlflow_port}/invocations",
+        {"dataframe_records": [LISTING]},
+    )  # fmt: skip
     for name, (command, extra_env, ready_url, url, body) in servers.items():
         log = Path(tempfile.gettempdir()) / f"bench-serving-{name}.log"
+        server_env = {**env, **extra_env}
+        if log_urls is not None and "PRICEWISE_PREDICTION_LOG_URL" not in extra_env:
+            server_env.pop("PRICEWISE_PREDICTION_LOG_URL", None)
         with log.open("wb") as sink:
             process = subprocess.Popen(
-                command, env={**env, **extra_env}, stdout=sink, stderr=sink, start_new_session=True
+                command, env=server_env, stdout=sink, stderr=sink, start_new_session=True
             )
         try:
             wait_ready(ready_url, process)
@@ -206,6 +239,74 @@ def bench_servers(
         finally:
             stop(process)
     return results
+
+
+def logged_rows(log_urls: dict[str, str | None]) -> dict[str, int]:
+    """Suggestions in each backend's prediction log now (None: the default SQLite log under the data dir)."""
+    counts = {}
+    for backend, url in log_urls.items():
+        log = PredictionLog(url or default_url(Settings(prediction_log_url=None)))
+        try:
+            counts[backend] = log.count()
+        finally:
+            log.close()
+    return counts
+
+
+@contextmanager
+def postgres_log_url(url: str | None) -> Iterator[str]:
+    """A fresh database for the PostgreSQL prediction log: on the server of url (created there, dropped
+    after), or on a throwaway local cluster (tests.support.postgres) when url is None."""
+    import psycopg  # noqa: PLC0415 - the PostgreSQL driver, only when that backend is measured
+
+    if url is None:
+        # The test support package is no installed module: a script run puts benchmarks/, not the repository
+        # root, on the path.
+        if str(REPO) not in sys.path:
+            sys.path.insert(0, str(REPO))
+        from tests.support.postgres import PostgresCluster  # noqa: PLC0415 - only for a throwaway cluster
+
+        cluster = PostgresCluster.create()
+        try:
+            yield cluster.fresh_database()
+        finally:
+            cluster.destroy()
+        return
+    parsed = urlsplit(url)
+    name = f"pricewise_bench_{os.getpid()}"
+    admin = parsed._replace(scheme="postgresql").geturl()
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield parsed._replace(path=f"/{name}").geturl()
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def log_backend_table(servers: dict[str, Any], backends: list[str], logged: dict[str, int]) -> dict[str, Any]:
+    """Per backend and concurrency: rps, p50, p99; with both backends, PostgreSQL/SQLite of each; and the rows
+    each backend's log gained during the run. Printed too."""
+    names = {backend: "pricewise" if i == 0 else f"pricewise-{backend}" for i, backend in enumerate(backends)}
+    table: dict[str, Any] = {backend: servers[name] for backend, name in names.items()}
+    metrics = ("throughput_rps", "p50_ms", "p99_ms")
+    header = f"{'log':9} {'c':>3} {'rps':>8} {'p50_ms':>8} {'p99_ms':>8}"
+    lines = [header]
+    for backend in backends:
+        for c, figures in table[backend].items():
+            lines.append(f"{backend:9} {c:>3} " + " ".join(f"{figures[m]:>8}" for m in metrics))
+    if set(LOG_BACKENDS) <= set(backends):
+        ratio = {
+            c: {m: round(table["postgres"][c][m] / max(table["sqlite"][c][m], 1e-9), 2) for m in metrics}
+            for c in table["sqlite"]
+        }
+        table["ratio_postgres_sqlite"] = ratio
+        for c, figures in ratio.items():
+            lines.append(f"{'pg/sqlite':9} {c:>3} " + " ".join(f"{figures[m]:>8}" for m in metrics))
+    table["logged_rows"] = logged
+    lines.append("rows logged during the run: " + ", ".join(f"{b} {n}" for b, n in logged.items()))
+    print("\n".join(lines), flush=True)
+    return table
 
 
 def champion(env: dict[str, str]) -> PriceSuggester:
@@ -292,7 +393,25 @@ def main() -> None:
     parser.add_argument("--model-calls", type=int, default=2000, help="Single-listing model calls timed.")
     parser.add_argument("--batch-rows", type=int, default=50_000, help="Rows of the timed batch model call.")
     parser.add_argument("--out", type=Path, default=None, help="Also write the figures as JSON here.")
+    parser.add_argument(
+        "--log",
+        type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
+        default=None,
+        help="Prediction-log backends our API is measured with, in order: sqlite, postgres or both "
+        "(default: the environment's log, measured once).",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=None,
+        help="postgresql://user:password@host:port/db of a server for the postgres log (a fresh database is "
+        "created and dropped there); default: a throwaway local cluster.",
+    )
     args = parser.parse_args()
+    unknown = [b for b in args.log or [] if b not in LOG_BACKENDS]
+    if unknown or (args.log is not None and len(set(args.log)) != len(args.log)) or args.log == []:
+        parser.error(f"--log takes distinct backends from {', '.join(LOG_BACKENDS)}; got {args.log}")
+    if args.log is not None and args.skip_servers:
+        parser.error("--log measures the servers: drop --skip-servers")
     # `mlflow models serve` execs `uvicorn` from PATH: put this virtualenv's bin first.
     env = {
         **os.environ,
@@ -304,8 +423,23 @@ def main() -> None:
     results: dict[str, Any] = {"load_average": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()}
     if not args.skip_servers:
         with ProcessPoolExecutor(1) as client:
-            results["servers"] = bench_servers(args, env, client)
+            if args.log is None:
+                results["servers"] = bench_servers(args, env, client)
+            elif "postgres" in args.log:
+                with postgres_log_url(args.postgres_url) as pg_url:
+                    urls = {b: pg_url if b == "postgres" else None for b in args.log}
+                    before = logged_rows(urls)
+                    results["servers"] = bench_servers(args, env, client, urls)
+                    after = logged_rows(urls)
+            else:
+                urls = dict.fromkeys(args.log)
+                before = logged_rows(urls)
+                results["servers"] = bench_servers(args, env, client, urls)
+                after = logged_rows(urls)
         results["workers"] = args.workers
+        if args.log is not None:
+            logged = {b: after[b] - before[b] for b in args.log}
+            results["log_backends"] = log_backend_table(results["servers"], args.log, logged)
         ours, theirs = results["servers"]["pricewise"], results["servers"]["mlflow"]
         results["throughput_ratio"] = {
             c: round(ours[c]["throughput_rps"] / max(theirs[c]["throughput_rps"], 1e-9), 2) for c in ours
