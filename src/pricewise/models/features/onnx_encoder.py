@@ -29,12 +29,12 @@ from tokenizers import Tokenizer
 from torch.nn import functional
 
 from pricewise.models.features.embedding import (
-    _BATCH_ROWS,
     EMBEDDING_DIM,
     SHARED_CACHE,
     EmbeddingCache,
     SentenceEncoder,
     _Bert,
+    padded_batches,
 )
 
 # ONNX opset of the exported graph; 17 has LayerNormalization as one node, which onnxruntime fuses.
@@ -200,17 +200,7 @@ class OnnxSentenceEncoder(SentenceEncoder):
         if not texts:
             return out
         tokenizer, session = self._load_session()
-        ids = [encoding.ids for encoding in tokenizer.encode_batch(texts)]
-        # Similar lengths share a batch, so little of each batch is padding (as in SentenceEncoder).
-        order = np.argsort([len(row) for row in ids], kind="stable")
-        for start in range(0, len(order), _BATCH_ROWS):
-            batch = order[start : start + _BATCH_ROWS]
-            length = max(len(ids[i]) for i in batch)
-            tokens = np.zeros((len(batch), length), dtype=np.int64)
-            mask = np.zeros((len(batch), length), dtype=np.int64)
-            for row, i in enumerate(batch):
-                tokens[row, : len(ids[i])] = ids[i]
-                mask[row, : len(ids[i])] = 1
+        for batch, tokens, mask in padded_batches(tokenizer, texts):
             (vectors,) = session.run(["vectors"], {"ids": tokens, "mask": mask})
             out[batch] = vectors
             if on_encoded is not None:
