@@ -178,9 +178,19 @@ def test_serve_with_a_wrong_password_serves_the_cached_champion_and_says_why(
     first_serve: FirstServe, remote_champion: Workspace, live: TrackingServer, tmp_path: Path
 ) -> None:
     wrong = "wrong-password-" + os.urandom(4).hex()
+    detail, logs = _served_from_the_cache(
+        remote_champion, tmp_path, live.client_env(wrong), "a wrong password"
+    )
+    assert "401" in detail
+    assert wrong not in logs
+
+
+def _served_from_the_cache(ws: Workspace, tmp_path: Path, env: dict[str, str], case: str) -> tuple[str, str]:
+    """Start `pricewise serve` with env, check it serves the cached v1 and answers with it; /ready's detail and
+    the server's logs."""
     started = time.monotonic()
-    server = start_server(remote_champion, tmp_path, **live.client_env(wrong))
-    print(f"\nserve start to /ready 200 with a wrong password: {time.monotonic() - started:.1f} s")
+    server = start_server(ws, tmp_path, **env)
+    print(f"\nserve start to /ready 200 with {case}: {time.monotonic() - started:.1f} s")
     try:
         with server.client() as client:
             ready = client.get("/ready").json()
@@ -188,15 +198,14 @@ def test_serve_with_a_wrong_password_serves_the_cached_champion_and_says_why(
             suggestion = client.post("/v1/suggestions", json=LISTING)
     finally:
         server.stop()
-    print(f"\n/ready with a wrong password: {ready}")
+    print(f"\n/ready with {case}: {ready}")
     assert model["source"] == "cache"
     assert model["version"] == "1"
     assert suggestion.status_code == 200
     assert suggestion.json()["model"]["version"] == "1"
     detail = ready["detail"] or ""
     assert "serving the cached pricewise v1" in detail, ready
-    assert "401" in detail, ready
-    assert wrong not in server.logs()
+    return detail, server.logs()
 
 
 def test_serve_with_the_server_down_serves_the_cached_champion_and_says_why(
@@ -206,22 +215,8 @@ def test_serve_with_the_server_down_serves_the_cached_champion_and_says_why(
     try:
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{tracking_server.url}/health", timeout=2)
-        started = time.monotonic()
-        server = start_server(remote_champion, tmp_path, **tracking_server.client_env())
-        print(f"\nserve start to /ready 200 with the server down: {time.monotonic() - started:.1f} s")
-        try:
-            with server.client() as client:
-                ready = client.get("/ready").json()
-                model = client.get("/v1/model").json()
-                suggestion = client.post("/v1/suggestions", json=LISTING)
-        finally:
-            server.stop()
+        env = tracking_server.client_env()
+        detail, _ = _served_from_the_cache(remote_champion, tmp_path, env, "the tracking server down")
     finally:
         tracking_server.launch()  # the other tests of the module may still need it
-    print(f"\n/ready with the tracking server down: {ready}")
-    assert model["source"] == "cache"
-    assert model["version"] == "1"
-    assert suggestion.status_code == 200
-    detail = ready["detail"] or ""
-    assert "serving the cached pricewise v1" in detail, ready
-    assert "unreachable" in detail, ready
+    assert "unreachable" in detail
