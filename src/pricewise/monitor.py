@@ -219,7 +219,7 @@ def run(config: Config, settings: Settings, window: ComparedWindow) -> MonitorRe
 def _record_quietly(settings: Settings, result: MonitorResult) -> None:
     try:
         record(settings, result)
-    except PricewiseError as exc:  # the run's own error is what the caller reports; this one is said in a line
+    except PricewiseError as exc:  # the run's own error is what the caller reports: this one gets a line
         logger.warning("could not record failed monitoring run %s: %s", result.run_id, exc)
 
 
