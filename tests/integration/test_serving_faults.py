@@ -20,6 +20,7 @@ import yaml
 from mlflow import MlflowClient
 
 from pricewise.store import tracking
+from pricewise.store.prediction_log import PredictionLog
 from tests.support.servers import ADMIN_TOKEN, LISTING, Server, free_port, start_server
 from tests.support.workspaces import Workspace, clone_workspace
 
@@ -96,9 +97,9 @@ def _worker_pids(master_pid: int) -> list[int]:
 
 
 @contextmanager
-def two_workers(ws: Workspace, log_dir: Path) -> Iterator[tuple[Server, list[int]]]:
-    """A server with two worker processes, and their pids."""
-    server = start_server(ws, log_dir, workers=2)
+def two_workers(ws: Workspace, log_dir: Path, **env: str) -> Iterator[tuple[Server, list[int]]]:
+    """A server with two worker processes (environment `env` added), and their pids."""
+    server = start_server(ws, log_dir, workers=2, **env)
     try:
         # /ready answers once one worker is up; the second may still be starting on a loaded machine.
         deadline = time.monotonic() + 60
@@ -118,8 +119,14 @@ def own(serving_workspace: Workspace, tmp_path: Path) -> Workspace:
     return clone_workspace(serving_workspace, tmp_path / "own")
 
 
-def test_killing_a_worker_under_load_loses_no_returned_suggestion(own: Workspace, tmp_path: Path) -> None:
-    with two_workers(own, tmp_path) as (server, workers):
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_killing_a_worker_under_load_loses_no_returned_suggestion(
+    own: Workspace, tmp_path: Path, store: str, request: pytest.FixtureRequest
+) -> None:
+    # Both workers write one log: SQLite's file under the data directory, or a PostgreSQL database of its own.
+    url = request.getfixturevalue("postgres").fresh_database() if store == "postgres" else None
+    env = {"PRICEWISE_PREDICTION_LOG_URL": url} if url else {}
+    with two_workers(own, tmp_path, **env) as (server, workers):
         load = Load(server.base_url)
         with load.running():
             load.wait_for(200)
@@ -127,7 +134,7 @@ def test_killing_a_worker_under_load_loses_no_returned_suggestion(own: Workspace
             received_at_kill = len(load.received)
             load.wait_for(received_at_kill + 300)
         assert set(load.statuses) == {200}, {s: load.statuses.count(s) for s in set(load.statuses)}
-        log = server.prediction_log()
+        log = PredictionLog(url) if url else server.prediction_log()
         try:
             missing = set(load.received) - log.logged_request_ids()
         finally:
