@@ -57,7 +57,7 @@ def _config_text() -> str:
     raw["train"]["recency"] = {"outcome_weight": 4}
     # A harvested sale's listing id comes from its random request id, so which of the stream's sales land in the
     # test split changes from run to run, and with it the test RMSLE of both models (the challenger's gain there
-    # ranged -0.002 to 0.022 over seven runs). Once the champion does worse on the newest outcomes than on the
+    # ranged -0.002 to 0.022 over six runs). Once the champion does worse on the newest outcomes than on the
     # test split at all, the market counts as moved and the newest outcomes decide.
     raw.setdefault("promote", {})["shift_margin"] = 0.0
     return str(yaml.safe_dump(raw))
