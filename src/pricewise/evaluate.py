@@ -29,7 +29,7 @@ from pricewise.store.registry import (
     CHAMPION,
     TRAIN_RUN_TAG,
     load_suggester,
-    parse_registry_uri,
+    resolve_version,
     version_by_alias,
 )
 
@@ -108,16 +108,6 @@ def _resolve_uri(config: Config, model_uri: str | None) -> str:
     raise PricewiseError(f"no champion or challenger of {name}: run `pricewise train` first")
 
 
-def _version(client: MlflowClient, uri: str) -> tuple[str, str]:
-    """The registered name and version a registry URI names now (an alias resolved once, here)."""
-    name, version, alias = parse_registry_uri(uri)
-    if alias is not None:
-        version = version_by_alias(client, name, alias)
-        if version is None:
-            raise PricewiseError(f"cannot load model {uri}: {name} has no alias {alias}")
-    return name, str(version)
-
-
 def _baseline_uri(client: MlflowClient, config: Config, name: str, version: str) -> str | None:
     """The rules baseline trained beside the model (same training run), else the baseline's champion; None when
     the model is the baseline itself or no baseline is registered."""
@@ -147,7 +137,7 @@ def run(config: Config, settings: Settings, model_uri: str | None = None) -> Eva
     tracking.configure(settings)
     uri = _resolve_uri(config, model_uri)
     client = MlflowClient()
-    name, version = _version(client, uri)
+    name, version = resolve_version(client, uri)
     # By version: the report, the baseline and the scores are all of the version the alias named at the start.
     suggester = load_suggester(f"models:/{name}/{version}")
     baseline_uri = _baseline_uri(client, config, name, version)

@@ -28,7 +28,7 @@ from pricewise.config import Config
 from pricewise.errors import PricewiseError
 from pricewise.settings import Settings
 from pricewise.store import tracking
-from pricewise.store.registry import load_suggester, parse_registry_uri, version_by_alias
+from pricewise.store.registry import load_suggester, resolve_version
 
 FORMATS = ("onnx",)
 # Largest allowed difference of one vector coordinate (unit-length vectors); fp32 rounding gives about 2e-7.
@@ -79,8 +79,8 @@ def run(
         raise PricewiseError(f"cannot export to {output}: it is a file, not a directory")
     tracking.configure(settings)
     uri = model_uri or f"models:/{config.train.registered_model}@champion"
-    version = _version(uri)
-    suggester = load_suggester(f"models:/{parse_registry_uri(uri)[0]}/{version}")
+    name, version = resolve_version(MlflowClient(), uri)
+    suggester = load_suggester(f"models:/{name}/{version}")
     component = getattr(suggester.model, "components_", {}).get("embedding")
     if component is None:
         raise PricewiseError(
@@ -88,16 +88,6 @@ def run(
             "(the sparse components stay Python)"
         )
     return _write(component, uri, version, output)
-
-
-def _version(uri: str) -> str:
-    name, version, alias = parse_registry_uri(uri)
-    if alias is None:
-        return str(version)
-    found = version_by_alias(MlflowClient(), name, alias)
-    if found is None:
-        raise PricewiseError(f"cannot export {uri}: {name} has no {alias}")
-    return str(found)
 
 
 def _write(component: Any, uri: str, version: str, output: Path) -> ExportResult:

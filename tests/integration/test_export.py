@@ -67,7 +67,7 @@ def test_a_second_export_replaces_the_files_and_leaves_others(
     ("args", "said"),
     [
         (["--format", "tflite"], "unknown export format 'tflite': choose one of onnx"),
-        (["--model", "models:/pricewise@nobody"], "pricewise has no nobody"),
+        (["--model", "models:/pricewise@nobody"], "pricewise has no alias nobody"),
         (["--model", "models:/pricewise/7"], "cannot load model models:/pricewise/7"),
     ],
 )

@@ -23,11 +23,11 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from pricewise.errors import PricewiseError
-from pricewise.store.decisions import DecisionStore, MonitoringRun, Promotion, RetrainDecision
+from pricewise.store.decisions import DecisionStore, MonitoringRun, Promotion
 from pricewise.store.prediction_log import LoggedSuggestion, Outcome, PredictionLog
 from pricewise.store.schema import ADVISORY_LOCK_KEY, VERSIONS_TABLE
 from pricewise.store.sql import StoreUnavailableError, parse_url
-from tests.support.logged import monitoring_run
+from tests.support.logged import monitoring_run, retrain_decision
 from tests.support.postgres import PostgresCluster
 from tests.support.servers import LISTING, PRICEWISE, free_port, start_server
 from tests.support.workspaces import Workspace, clone_workspace
@@ -154,16 +154,7 @@ def _run(run_id: str, created_at: datetime, status: str = "ok", **values: object
 
 
 def test_the_decision_tables_on_postgres_come_back_as_recorded(database_url: str) -> None:
-    decision = RetrainDecision(
-        decided_at=T0 + timedelta(minutes=6),
-        monitoring_run_id="r1",
-        due=True,
-        reasons=[{"rule": "drift", "value": 0.25, "threshold": 0.2, "triggered": True, "detail": "é"}],
-        action="check",
-        challenger_version=None,
-        promotion_action=None,
-        message="retraining due",
-    )
+    decision = retrain_decision(T0 + timedelta(minutes=6), detail="é")
     store = DecisionStore(database_url)
     try:
         assert store.is_empty()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pricewise.columns import FEATURE_COLUMNS, PRICED_COLUMNS
 from pricewise.settings import Settings
-from pricewise.store.decisions import MonitoringRun
+from pricewise.store.decisions import MonitoringRun, RetrainDecision
 from pricewise.store.prediction_log import LoggedSuggestion, Outcome, PredictionLog, default_url
 from tests.support.workspaces import Workspace, light_config_text, listing_row, write_table
 
@@ -99,3 +99,17 @@ def monitoring_run(run_id: str, created_at: datetime, **values: object) -> Monit
         **values,
     }
     return MonitoringRun(**row)  # type: ignore[arg-type]
+
+
+def retrain_decision(decided_at: datetime, detail: str = "x") -> RetrainDecision:
+    """A retraining decision that was due on monitoring run r1 (drift over its threshold) and only checked."""
+    return RetrainDecision(
+        decided_at=decided_at,
+        monitoring_run_id="r1",
+        due=True,
+        reasons=[{"rule": "drift", "value": 0.25, "threshold": 0.2, "triggered": True, "detail": detail}],
+        action="check",
+        challenger_version=None,
+        promotion_action=None,
+        message="retraining due",
+    )

@@ -227,6 +227,20 @@ def parse_registry_uri(uri: str) -> tuple[str, str | None, str | None]:
     )
 
 
+def resolve_version(client: MlflowClient, uri: str) -> tuple[str, str]:
+    """The registered name and version a registry URI names now (an alias resolved once, here).
+
+    Raises:
+        PricewiseError: The alias points at no version.
+    """
+    name, version, alias = parse_registry_uri(uri)
+    if alias is not None:
+        version = version_by_alias(client, name, alias)
+        if version is None:
+            raise PricewiseError(f"cannot load model {uri}: {name} has no alias {alias}")
+    return name, str(version)
+
+
 def _unpickle(model_dir: Path, label: str) -> PriceSuggester:
     # MLflow puts the model's code directory first on sys.path. This process already imports pricewise from its
     # installation, and a child it spawns inherits sys.path: left there, the model's copy (models/ only) would

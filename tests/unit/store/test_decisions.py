@@ -14,9 +14,9 @@ import pytest
 from pricewise.errors import PricewiseError
 from pricewise.settings import Settings
 from pricewise.store import decisions, warehouse
-from pricewise.store.decisions import DecisionStore, MonitoringRun, Promotion, RetrainDecision
+from pricewise.store.decisions import DecisionStore, MonitoringRun, Promotion
 from pricewise.store.schema import VERSIONS_TABLE
-from tests.support.logged import monitoring_run
+from tests.support.logged import monitoring_run, retrain_decision
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -82,16 +82,7 @@ def store(tmp_path: Path) -> DecisionStore:
 def test_rows_come_back_as_they_were_recorded_with_utc_times(store: DecisionStore, tmp_path: Path) -> None:
     first = promotion(T0)
     run = run_row("r1", T0 + timedelta(minutes=5))
-    decision = RetrainDecision(
-        decided_at=T0 + timedelta(minutes=6),
-        monitoring_run_id="r1",
-        due=True,
-        reasons=[{"rule": "drift", "value": 0.25, "threshold": 0.2, "triggered": True, "detail": "x"}],
-        action="check",
-        challenger_version=None,
-        promotion_action=None,
-        message="retraining due",
-    )
+    decision = retrain_decision(T0 + timedelta(minutes=6))
     store.record(first)
     store.record(run)
     store.record(decision)
