@@ -25,10 +25,11 @@ import numpy as np
 import pandas as pd
 
 from pricewise import split
-from pricewise.columns import FEATURE_COLUMNS, Split, TrainingData
+from pricewise.columns import FEATURE_COLUMNS
 from pricewise.config import load_config
 from pricewise.models import RulesBaseline, metrics
 from pricewise.models.hyperparams import build_model
+from pricewise.store.training_data import Split, TrainingData
 from pricewise.train import fit_and_score
 
 ROOT = Path(__file__).resolve().parents[1]
