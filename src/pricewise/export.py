@@ -87,19 +87,26 @@ def run(
             f"{uri} (v{version}) has no embedding component: none of its parts converts to ONNX "
             "(the sparse components stay Python)"
         )
+    if not any(encoder.runs_transformer for encoder in component.encoders.values()):
+        raise PricewiseError(
+            f"{uri} (v{version}) embeds every text with the static word-piece table, a lookup with no graph to "
+            "convert: nothing of it converts to ONNX (the sparse components stay Python)"
+        )
     return _write(component, uri, version, output)
 
 
 def _write(component: Any, uri: str, version: str, output: Path) -> ExportResult:
-    from pricewise.models.features.embedding import TEXTS, SentenceEncoder  # noqa: PLC0415 - needs torch
+    from pricewise.models.features.embedding import SentenceEncoder  # noqa: PLC0415 - needs torch
     from pricewise.models.features.onnx_encoder import (  # noqa: PLC0415 - needs onnxruntime
         OnnxSentenceEncoder,
         export_onnx,
         tokenizer_path,
     )
+    from pricewise.models.features.sentences import TEXTS  # noqa: PLC0415
 
     graph = export_onnx()
-    texts = {name: TEXTS[name][1] for name in component.encoders}
+    texts = {name: TEXTS[name][1] for name, encoder in component.encoders.items() if encoder.runs_transformer}
+    looked_up = sorted(name for name, encoder in component.encoders.items() if not encoder.runs_transformer)
     worst = 0.0
     for max_tokens in sorted(set(texts.values())):
         python = SentenceEncoder(max_tokens=max_tokens, cache=None).encode(list(CHECK_TEXTS))
@@ -121,7 +128,12 @@ def _write(component: Any, uri: str, version: str, output: Path) -> ExportResult
         "max_abs_diff": worst,
         "tolerance": TOLERANCE,
         "not_exported": "the sparse components (Ridge and MLPs on hashed TF-IDF rows), the kernel ridge on "
-        "the vectors, the blend and the ranges: they stay Python",
+        "the vectors, the blend and the ranges: they stay Python"
+        + (
+            f"; the texts embedded by the static word-piece table: {', '.join(looked_up)}"
+            if looked_up
+            else ""
+        ),
     }
     try:
         output.mkdir(parents=True, exist_ok=True)

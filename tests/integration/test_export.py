@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 import pytest
+import yaml
 from tokenizers import Tokenizer
 
 from pricewise.store import tracking
 from pricewise.store.registry import load_suggester
-from tests.support.workspaces import Workspace
+from tests.support.workspaces import Workspace, light_config_text, tiny_workspace
 
 pytestmark = pytest.mark.integration
 
@@ -100,4 +101,17 @@ def test_a_model_without_an_embedding_component_has_nothing_to_export(
     )
     assert result.exit_code == 2, result.output
     assert "has no embedding component: none of its parts converts to ONNX" in result.output
+    assert not out.exists()
+
+
+def test_a_model_embedding_only_with_the_static_table_has_nothing_to_export(tmp_path: Path) -> None:
+    config = yaml.safe_load(light_config_text(embedding=True))
+    config["train"]["params"]["embedding.static_texts"] = ["brand_category_name"]
+    ws = tiny_workspace(tmp_path / "ws", config_text=yaml.safe_dump(config))
+    assert ws.cli("train").exit_code == 0
+    out = tmp_path / "export"
+    result = ws.cli("export", "--model", "models:/pricewise@challenger", "--output", str(out))
+    assert result.exit_code == 2, result.output
+    assert "embeds every text with the static word-piece table" in result.output
+    assert "nothing of it converts to ONNX" in result.output
     assert not out.exists()

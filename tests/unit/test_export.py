@@ -3,6 +3,7 @@ written, leaves nothing behind and says why."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,7 +14,8 @@ from pricewise import export
 from pricewise.errors import PricewiseError
 from pricewise.models.features import onnx_encoder
 
-COMPONENT = SimpleNamespace(encoders={"brand_category_name": None})
+TRANSFORMER = SimpleNamespace(runs_transformer=True)
+COMPONENT = SimpleNamespace(encoders={"brand_category_name": TRANSFORMER})
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +60,21 @@ def test_a_good_graph_is_written_whole_with_its_manifest(
         "export.json",
         "tokenizer.json",
     ]
+
+
+def test_texts_embedded_by_the_static_table_are_named_as_not_exported(
+    graph: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(onnx_encoder, "export_onnx", lambda: graph)
+    hybrid = SimpleNamespace(
+        encoders={
+            "brand_category_name": TRANSFORMER,
+            "name_description": SimpleNamespace(runs_transformer=False),
+        }
+    )
+    export._write(hybrid, "models:/pricewise@champion", "3", tmp_path / "out")
+    manifest = json.loads((tmp_path / "out" / "export.json").read_text(encoding="utf-8"))
+    assert manifest["texts"] == {"brand_category_name": 48}
+    assert manifest["not_exported"].endswith(
+        "the texts embedded by the static word-piece table: name_description"
+    )

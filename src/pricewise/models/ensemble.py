@@ -322,8 +322,11 @@ class SparseTextEnsemble:
 
     @property
     def encodes_text(self) -> bool:
-        """True when predicting runs the sentence encoder (milliseconds per listing, not microseconds)."""
-        return bool(self.components_) and self.component_weights.get("embedding", 0.0) > 0.0
+        """True when predicting runs a transformer sentence encoder (milliseconds per listing, not microseconds)."""
+        component = self.components_.get("embedding")
+        if not isinstance(component, EmbeddingKernelRidge) or self.component_weights["embedding"] <= 0.0:
+            return False
+        return any(encoder.runs_transformer for encoder in component.encoders.values())
 
     @property
     def component_weights(self) -> dict[str, float]:

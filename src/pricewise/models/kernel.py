@@ -22,7 +22,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from pricewise.models.features.embedding import TEXTS, SentenceEncoder
+from pricewise.models.features.sentences import TEXTS, make_encoder
 from pricewise.models.features.text import ListingFields
 
 _CONDITIONS = ("1", "2", "3", "4", "5")
@@ -44,8 +44,11 @@ class EmbeddingParams:
         tabular_scale: Weight of the one-hot condition and shipping columns appended to the embeddings.
         sparse_weight: Weight of the linear kernel on the ensemble's sparse design rows, added to the RBF
             kernel; 0 leaves the kernel on embeddings alone.
-        texts: Which texts of a listing are embedded (names in `pricewise.models.features.embedding.TEXTS`); their
+        texts: Which texts of a listing are embedded (names in `pricewise.models.features.sentences.TEXTS`); their
             embeddings are concatenated, and gamma is divided by their number so the kernel's scale stays put.
+        static_texts: Which of those texts are embedded by the word-piece table distilled from MiniLM
+            (microseconds a text) rather than by MiniLM itself (milliseconds); see
+            `pricewise.models.features.static_embedding`.
     """
 
     enabled: bool = False
@@ -55,8 +58,14 @@ class EmbeddingParams:
     tabular_scale: float = 0.3
     sparse_weight: float = 0.2
     texts: tuple[str, ...] = ("brand_category_name", "name_description")
+    static_texts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        stray = [t for t in self.static_texts if t not in self.texts]
+        if stray:
+            raise ValueError(
+                f"embedding.static_texts must name some of embedding.texts {list(self.texts)}, got {stray}"
+            )
         unknown = [t for t in self.texts if t not in TEXTS]
         if unknown or not self.texts:
             raise ValueError(f"embedding.texts must name some of {sorted(TEXTS)}, got {list(self.texts)}")
@@ -100,7 +109,10 @@ class EmbeddingKernelRidge:
             params: Hyperparameters.
         """
         self.params = params
-        self.encoders = {text: SentenceEncoder(max_tokens=TEXTS[text][1]) for text in params.texts}
+        self.encoders = {
+            text: make_encoder("static" if text in params.static_texts else "minilm", TEXTS[text][1])
+            for text in params.texts
+        }
         self.gamma_ = params.gamma / len(params.texts)
         self.train_inputs_: np.ndarray = np.empty((0, 0))
         self.train_norms_: np.ndarray = np.empty(0)

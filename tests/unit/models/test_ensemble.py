@@ -175,21 +175,26 @@ def test_ridge_component_predicts_what_sklearn_predicts(fitted: SparseTextEnsemb
     np.testing.assert_array_equal(fitted.predict_components(test)["ridge"], expected)
 
 
-def embedding_params(max_train_rows: int = 1000) -> SparseTextEnsembleParams:
+def embedding_params(max_train_rows: int = 1000, static: bool = False) -> SparseTextEnsembleParams:
+    """The Ridge and the embedding component, its texts embedded by MiniLM or, when static, by the table."""
+    texts = EmbeddingParams().texts
     return SparseTextEnsembleParams(
         features=FeatureParams(name_max_features=200, text_max_features=200),
         n_mlp=0,
         n_binary_mlp=0,
         lgbm_rounds=0,
-        embedding=EmbeddingParams(enabled=True, max_train_rows=max_train_rows),
+        embedding=EmbeddingParams(
+            enabled=True, max_train_rows=max_train_rows, static_texts=texts if static else ()
+        ),
     )
 
 
-@pytest.fixture(scope="module")
-def with_embedding() -> SparseTextEnsemble:
+@pytest.fixture(scope="module", params=[False, True], ids=["minilm", "static"])
+def with_embedding(request: pytest.FixtureRequest) -> SparseTextEnsemble:
+    """The Ridge and the embedding component, with each sentence encoder."""
     frame, log_price = listings(300, seed=0)
     valid, valid_log = listings(100, seed=1)
-    return SparseTextEnsemble(embedding_params()).fit(frame, log_price, valid, valid_log)
+    return SparseTextEnsemble(embedding_params(static=request.param)).fit(frame, log_price, valid, valid_log)
 
 
 def test_embedding_component_is_fitted_blended_and_learns(with_embedding: SparseTextEnsemble) -> None:
@@ -249,6 +254,11 @@ def test_only_a_model_that_runs_the_encoder_is_priced_off_the_event_loop(fitted:
     assert not served(with_embedding).prices_on_loop
     assert not fitted.encodes_text
     assert served(fitted).prices_on_loop
+    # The static table encodes in microseconds: its model is priced on the loop like the sparse one.
+    with_table = SparseTextEnsemble(embedding_params(static=True)).fit(frame, log_price)
+    assert with_table.component_weights["embedding"] > 0
+    assert not with_table.encodes_text
+    assert served(with_table).prices_on_loop
 
 
 def every_component_weighted(model: SparseTextEnsemble) -> SparseTextEnsemble:
@@ -258,11 +268,16 @@ def every_component_weighted(model: SparseTextEnsemble) -> SparseTextEnsemble:
     return copy
 
 
-@pytest.mark.parametrize("name", ["fitted", "with_embedding"])
-def test_prices_every_condition_as_predict_does_in_that_condition(
-    name: str, request: pytest.FixtureRequest
-) -> None:
-    model = every_component_weighted(request.getfixturevalue(name))
+def test_prices_every_condition_as_predict_does_in_that_condition(fitted: SparseTextEnsemble) -> None:
+    assert_prices_every_condition_as_predict(fitted)
+
+
+def test_prices_every_condition_as_predict_does_with_embeddings(with_embedding: SparseTextEnsemble) -> None:
+    assert_prices_every_condition_as_predict(with_embedding)
+
+
+def assert_prices_every_condition_as_predict(fitted: SparseTextEnsemble) -> None:
+    model = every_component_weighted(fitted)
     test, _ = listings(40, seed=12)
     priced = model.predict_conditions(test)
     expected = np.column_stack([model.predict(test.assign(item_condition_id=c)) for c in range(1, 6)])

@@ -39,3 +39,18 @@ def test_embedding_texts_come_as_a_list_and_unknown_ones_are_named() -> None:
         ValueError, match=r"embedding.texts must name some of .*'name_description'.*got \['title'\]"
     ):
         main_model_params({"embedding.texts": ["title"]}, seed=0)
+
+
+def test_texts_embedded_by_the_static_table_are_named_and_must_be_embedded_texts() -> None:
+    assert main_model_params({}, seed=0).embedding.static_texts == ()
+    params = main_model_params({"embedding.static_texts": ["name_description"]}, seed=0)
+    assert params.embedding.static_texts == ("name_description",)
+    with pytest.raises(
+        ValueError,
+        match=r"embedding.static_texts must name some of embedding.texts \['brand_category_name'\], "
+        r"got \['name_description'\]",
+    ):
+        main_model_params(
+            {"embedding.texts": ["brand_category_name"], "embedding.static_texts": ["name_description"]},
+            seed=0,
+        )

@@ -24,27 +24,9 @@ from safetensors.torch import load_file
 from tokenizers import Tokenizer
 from torch.nn import functional
 
-from pricewise.models.features.text import ListingFields
+from pricewise.models.features.sentences import EMBEDDING_DIM
 
-EMBEDDING_DIM = 384
 _BATCH_ROWS = 64
-
-
-def brand_category_name(fields: ListingFields) -> list[str]:
-    """One short text per listing, "brand | category | name": the fields that say most about what is sold."""
-    return [f"{b} | {c} | {n}" for b, c, n in zip(fields.brand, fields.category, fields.name, strict=True)]
-
-
-def name_description(fields: ListingFields) -> list[str]:
-    """One text per listing, "name . description" (just the name when there is no description)."""
-    return [f"{n} . {d}" if d else n for n, d in zip(fields.name, fields.description, strict=True)]
-
-
-# The texts a listing can be embedded as: how to build them, and how many word pieces to keep of each.
-TEXTS: dict[str, tuple[Callable[[ListingFields], list[str]], int]] = {
-    "brand_category_name": (brand_category_name, 48),
-    "name_description": (name_description, 128),
-}
 
 
 class _Bert:
@@ -143,6 +125,8 @@ SHARED_CACHE = EmbeddingCache(capacity=50_000)
 
 class SentenceEncoder:
     """all-MiniLM-L6-v2 sentence embeddings of short texts, mean-pooled and L2-normalised (float32)."""
+
+    runs_transformer = True
 
     def __init__(self, max_tokens: int = 48, cache: EmbeddingCache | None = SHARED_CACHE) -> None:
         """Set up the encoder; the weights load on first use.

@@ -29,13 +29,13 @@ from tokenizers import Tokenizer
 from torch.nn import functional
 
 from pricewise.models.features.embedding import (
-    EMBEDDING_DIM,
     SHARED_CACHE,
     EmbeddingCache,
     SentenceEncoder,
     _Bert,
     padded_batches,
 )
+from pricewise.models.features.sentences import EMBEDDING_DIM
 
 # ONNX opset of the exported graph; 17 has LayerNormalization as one node, which onnxruntime fuses.
 OPSET = 17

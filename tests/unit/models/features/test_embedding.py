@@ -9,14 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricewise.models.features.embedding import (
-    EMBEDDING_DIM,
-    SHARED_CACHE,
-    EmbeddingCache,
-    SentenceEncoder,
-    brand_category_name,
-    name_description,
-)
+from pricewise.models.features.embedding import SHARED_CACHE, EmbeddingCache, SentenceEncoder
+from pricewise.models.features.sentences import EMBEDDING_DIM, brand_category_name, name_description
 from pricewise.models.features.text import listing_fields
 
 TEXTS = [

@@ -20,15 +20,9 @@ pytest.importorskip(
     "onnxruntime", reason="onnxruntime (a pinned dependency) is needed to run the ONNX encoder"
 )
 
-from pricewise.models.features.embedding import (
-    EMBEDDING_DIM,
-    SHARED_CACHE,
-    EmbeddingCache,
-    SentenceEncoder,
-    brand_category_name,
-    name_description,
-)
+from pricewise.models.features.embedding import SHARED_CACHE, EmbeddingCache, SentenceEncoder
 from pricewise.models.features.onnx_encoder import OnnxSentenceEncoder, export_onnx
+from pricewise.models.features.sentences import EMBEDDING_DIM, brand_category_name, name_description
 from pricewise.models.features.text import listing_fields
 
 EDGE_TEXTS = [
