@@ -100,9 +100,8 @@ def _write(component: Any, uri: str, version: str, output: Path) -> ExportResult
     from pricewise.models.features.onnx_encoder import (  # noqa: PLC0415 - needs onnxruntime
         OnnxSentenceEncoder,
         export_onnx,
-        tokenizer_path,
     )
-    from pricewise.models.features.sentences import TEXTS  # noqa: PLC0415
+    from pricewise.models.features.sentences import TEXTS, tokenizer_path  # noqa: PLC0415
 
     graph = export_onnx()
     texts = {name: TEXTS[name][1] for name, encoder in component.encoders.items() if encoder.runs_transformer}

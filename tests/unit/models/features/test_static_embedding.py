@@ -13,8 +13,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from pricewise.models.features.embedding import SentenceEncoder
-from pricewise.models.features.onnx_encoder import tokenizer_path
-from pricewise.models.features.sentences import EMBEDDING_DIM, make_encoder
+from pricewise.models.features.sentences import EMBEDDING_DIM, make_encoder, tokenizer_path
 from pricewise.models.features.static_embedding import StaticSentenceEncoder, distil_table
 from pricewise.models.kernel import EmbeddingKernelRidge, EmbeddingParams
 
