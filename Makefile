@@ -76,6 +76,13 @@ bench: install ## All benchmarks (see benchmarks/README.md); the scaled ones tak
 image: ## Build the pricewise image from docker/Dockerfile (needs a Docker engine with BuildKit; see docker/)
 	bash docker/build-images.sh pricewise
 
+# BASE_IMAGE (default python:3.11-slim) reaches the build script: a machine without a registry passes
+# BASE_IMAGE=pricewise-base:bookworm made by docker/make-base-image.sh.
+.PHONY: deploy-test
+deploy-test: install ## Build both images, bring the compose stack up, smoke-test it, tear it down (needs Docker)
+	bash docker/build-images.sh all
+	$(BIN)/pytest -m deploy -p no:randomly -p no:cacheprovider -s -v tests/deploy
+
 .PHONY: format
 format: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix src tests benchmarks dags
