@@ -21,9 +21,11 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 # Airflow pins FastAPI below the version pricewise needs, so it gets its own virtualenv; the DAGs call the CLI.
+# psycopg2 and asyncpg: Airflow 3.3's sync and async drivers for a PostgreSQL metadata database.
 $(AIRFLOW_VENV)/.installed: $(AIRFLOW_LOCK)
 	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
-	$(AIRFLOW_VENV)/bin/pip install --quiet --disable-pip-version-check -c $(AIRFLOW_LOCK) apache-airflow==3.3.2
+	$(AIRFLOW_VENV)/bin/pip install --quiet --disable-pip-version-check -c $(AIRFLOW_LOCK) apache-airflow==3.3.2 \
+		psycopg2-binary asyncpg
 	touch $@
 
 .PHONY: help

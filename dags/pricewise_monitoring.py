@@ -1,7 +1,8 @@
 """DAG pricewise_monitoring: the served model's recent traffic in, a monitoring report and, when retraining
 is due, a run of pricewise_training out.
 
-monitor -> decide -> trigger_training | no_retrain, daily.
+monitor -> decide -> trigger_training | no_retrain, daily (env ``PRICEWISE_MONITORING_SCHEDULE``: any Airflow
+schedule, a cron expression or preset such as ``@hourly``).
 
 - monitor: ``pricewise monitor --json`` (param ``last_hours``: the window, default the CLI's) records a
   monitoring run. Status ok, drift and empty (nothing to compare yet) succeed; an error fails and is retried.
@@ -12,6 +13,7 @@ monitor -> decide -> trigger_training | no_retrain, daily.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pendulum
@@ -25,7 +27,7 @@ from pricewise_cli import default_args, run
 @dag(
     dag_id="pricewise_monitoring",
     description="Monitor drift and accuracy of the served model; trigger retraining when due.",
-    schedule="@daily",
+    schedule=os.environ.get("PRICEWISE_MONITORING_SCHEDULE") or "@daily",
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

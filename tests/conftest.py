@@ -4,7 +4,7 @@ session's trained workspaces (built once, reused read-only: a test that changes 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from typer.testing import CliRunner, Result
 
 from pricewise.cli import app
 from pricewise.settings import Settings
+from tests.support.postgres import PostgresCluster, binaries
 from tests.support.workspaces import (
     SHIPPED_CONFIG,
     TEST_SAMPLE,
@@ -172,3 +173,16 @@ def tiny_trained_workspace(
         return ws
 
     return built_once(tmp_path_factory, "tiny-trained", build)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster on a free loopback port for the session (a password role over TCP); each
+    test takes its own database with `fresh_database()`; stopped and deleted at the end."""
+    if binaries() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("no PostgreSQL server binaries in CI: run .ci/install-system-deps.sh")
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql-15")
+    cluster = PostgresCluster.create()
+    yield cluster
+    cluster.destroy()

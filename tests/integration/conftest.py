@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from tests.support.postgres import PostgresCluster, binaries
 from tests.support.servers import CHROMIUM, CHROMIUM_ARGS, Server, start_server
 from tests.support.workspaces import Workspace
 
@@ -53,16 +52,3 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     session = spark_session.start(settings, "pricewise-tests")
     yield session
     session.stop()
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresCluster]:
-    """A throwaway PostgreSQL cluster on a free loopback port for the session (a password role over TCP); each
-    test takes its own database with `fresh_database()`; stopped and deleted at the end."""
-    if binaries() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("no PostgreSQL server binaries in CI: run .ci/install-system-deps.sh")
-        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql-15")
-    cluster = PostgresCluster.create()
-    yield cluster
-    cluster.destroy()
