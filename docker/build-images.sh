@@ -85,13 +85,17 @@ if [ "${PIP_FROM_HOST:-1}" != "0" ]; then
   fi
 fi
 
+# Build output goes to BUILD_LOG, else to this script's standard error (through a copy of the descriptor: opening
+# /dev/stderr anew would truncate a log file that stderr is redirected to).
+if [ -n "${BUILD_LOG:-}" ]; then exec 3>"$BUILD_LOG"; else exec 3>&2; fi
+
 size_of() { "$docker_cli" image inspect -f '{{.Size}}' "$1" | awk '{printf "%.0f MB", $1 / 1e6}'; }
 
 build_pricewise() {
   local start=$SECONDS
   # --network host: the build reaches the find-links server above, and daemons run without a bridge work too.
   "$docker_cli" build --network host --progress plain -f docker/Dockerfile -t "$image" \
-    --build-arg "BASE_IMAGE=$base" "${build_args[@]}" "${secret_args[@]}" . >"${BUILD_LOG:-/dev/stderr}" 2>&1 \
+    --build-arg "BASE_IMAGE=$base" "${build_args[@]}" "${secret_args[@]}" . >&3 2>&3 \
     || { [ -z "${BUILD_LOG:-}" ] || tail -40 "$BUILD_LOG" >&2; echo "building $image failed" >&2; exit 1; }
   echo "image $image (base $base) built in $((SECONDS - start)) s, $(size_of "$image")"
 }
@@ -99,7 +103,7 @@ build_pricewise() {
 build_postgres() {
   local start=$SECONDS
   "$docker_cli" build --network host --progress plain -f docker/postgres.Dockerfile -t "$postgres_image" \
-    --build-arg "BASE_IMAGE=$postgres_base" . >"${BUILD_LOG:-/dev/stderr}" 2>&1 \
+    --build-arg "BASE_IMAGE=$postgres_base" . >&3 2>&3 \
     || { [ -z "${BUILD_LOG:-}" ] || tail -40 "$BUILD_LOG" >&2; echo "building $postgres_image failed" >&2; exit 1; }
   echo "image $postgres_image (base $postgres_base) built in $((SECONDS - start)) s, $(size_of "$postgres_image")"
 }
