@@ -14,6 +14,11 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 # Coverage floor of src/pricewise for `make test`, a little under the measured figure.
 COV_FAIL_UNDER ?= 90
+# glibc malloc for every process the targets start: allocations up to 1 GiB come from the heap and up to 1 GiB
+# of freed heap is kept, instead of each large block being mapped fresh from the kernel, which faults in and
+# zeroes every page of it again. The sentence encoder's and the sparse MLP's per-batch temporaries are that
+# large: the setting took training on the sample from 269 s to 235 s on one core (benchmarks/bench_train.py).
+export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -61,8 +61,53 @@ class _Network(nn.Module):
                     layer.bias.zero_()
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        hidden = torch.sparse.mm(inputs, self.first) + self.first_bias
-        return torch.as_tensor(self.rest(hidden)).squeeze(1)
+        return self.head(torch.sparse.mm(inputs, self.first))
+
+    def head(self, first_out: torch.Tensor) -> torch.Tensor:
+        """The network after the sparse product: first-layer bias, then the dense stack."""
+        return torch.as_tensor(self.rest(first_out + self.first_bias)).squeeze(1)
+
+
+class _Adam:
+    """`torch.optim.Adam(params, lr)` with its defaults, writing its temporaries into buffers kept across steps.
+
+    The same operations in the same order as torch's single-tensor CPU path, so the weights are bit-identical to
+    it; but torch allocates a fresh first-layer-sized (n_inputs x hidden) temporary every step, and memory that
+    large comes straight from the kernel, which faults in and zeroes every page of it: on the sample that cost
+    more than the arithmetic. Gradients are passed in, so the first layer's can live in a buffer too.
+    """
+
+    def __init__(
+        self, params: list[torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999)
+    ) -> None:
+        self.params = params
+        self.lr = lr
+        self.betas = betas
+        self.eps = 1e-8
+        self.exp_avgs = [torch.zeros_like(p) for p in params]
+        self.exp_avg_sqs = [torch.zeros_like(p) for p in params]
+        self.denoms = [torch.empty_like(p) for p in params]
+        self.steps = 0
+
+    @torch.no_grad()
+    def step(self, grads: list[torch.Tensor]) -> None:
+        """Apply one update with these gradients (one per parameter, in order)."""
+        if len(grads) != len(self.params):
+            raise ValueError(f"{len(grads)} gradients for {len(self.params)} parameters")
+        beta1, beta2 = self.betas
+        self.steps += 1
+        # torch counts steps in a float32 tensor and reads it back as a float: exact below 2**24 steps.
+        step = float(self.steps)
+        step_size = self.lr / (1 - beta1**step)
+        bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+        for param, grad, exp_avg, exp_avg_sq, denom in zip(
+            self.params, grads, self.exp_avgs, self.exp_avg_sqs, self.denoms, strict=True
+        ):
+            exp_avg.lerp_(grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            torch.sqrt(exp_avg_sq, out=denom)
+            denom.div_(bias_correction2_sqrt).add_(self.eps)
+            param.addcdiv_(exp_avg, denom, value=-step_size)
 
 
 # Batches up to this many rows (a served request, or the few gathered while the previous call ran) run the
@@ -102,6 +147,13 @@ class _NumpyForward:
                 hidden = hidden @ weight
                 hidden += bias
         return np.asarray(hidden[:, 0], dtype=np.float64)
+
+
+def _grad(tensor: torch.Tensor) -> torch.Tensor:
+    """The gradient backward left on a tensor of the loss's graph."""
+    if tensor.grad is None:
+        raise RuntimeError("backward left no gradient on a tensor of the loss's graph")
+    return tensor.grad
 
 
 def _as_float32_csr(features: sp.csr_matrix | np.ndarray) -> sp.csr_matrix:
@@ -186,7 +238,10 @@ class SparseMLPRegressor:
         rng = np.random.default_rng(self.seed)
         self.target_mean_ = float(target.mean())
         network = _Network(features.shape[1], self.params, generator)
-        optimizer = torch.optim.Adam(network.parameters(), lr=self.params.learning_rate)
+        dense = [network.first_bias, *network.rest.parameters()]
+        optimizer = _Adam([network.first, *dense], lr=self.params.learning_rate)
+        # The first layer's gradient, (rows of the batch)^T @ d loss / d first_out, written in place each step.
+        first_grad = torch.zeros_like(network.first)
         centred = (target - self.target_mean_).astype(np.float32)
         best_rmse, best_state = np.inf, None
         self.valid_rmse_ = []
@@ -196,11 +251,16 @@ class SparseMLPRegressor:
             order = rng.permutation(features.shape[0])
             for start in range(0, order.size, batch):
                 rows = order[start : start + batch]
-                prediction = network(_to_torch(features[rows], self.params.binary_input))
-                loss = torch.mean((prediction - torch.from_numpy(centred[rows])) ** 2)
-                optimizer.zero_grad()
+                inputs = _to_torch(features[rows], self.params.binary_input)
+                with torch.no_grad():
+                    first_out = torch.sparse.mm(inputs, network.first)
+                first_out.requires_grad_(True)
+                loss = torch.mean((network.head(first_out) - torch.from_numpy(centred[rows])) ** 2)
+                for param in dense:
+                    param.grad = None
                 loss.backward()  # type: ignore[no-untyped-call]
-                optimizer.step()
+                torch.mm(inputs.t(), _grad(first_out), out=first_grad)
+                optimizer.step([first_grad, *(_grad(param) for param in dense)])
             batch *= 2
             if valid_features is not None and valid_target is not None:
                 self.network_ = network
