@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Start a Docker engine for `make deploy-test` on a CI machine that has none: Debian's docker.io daemon with the
 # settings such a sandbox allows (vfs storage, no iptables, no bridge: containers use the host's network), its
-# state in a temporary directory. Prints the daemon's pid; `kill PID` stops it. Reuses an engine that answers.
+# state in a temporary directory. Prints the daemon's pid and that directory ("PID DIR"): stop the daemon with
+# `kill PID`, then remove DIR (vfs keeps every image layer as a full copy: gigabytes). Reuses an engine that
+# answers, and then prints "0" alone.
 #   .ci/docker-engine.sh start    (needs root)
 set -euo pipefail
 
@@ -17,7 +19,7 @@ dockerd --storage-driver vfs --iptables=false --bridge=none --data-root "$root/d
 pid=$!
 for _ in $(seq 60); do
   if docker info >/dev/null 2>&1; then
-    echo "$pid"
+    echo "$pid $root"
     exit 0
   fi
   if ! kill -0 "$pid" 2>/dev/null; then break; fi
