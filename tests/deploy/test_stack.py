@@ -125,6 +125,10 @@ def batch(stack: Stack, config_dir: Path, command: str) -> str:
 def stack_env(ports: Mapping[str, int]) -> dict[str, str]:
     """The compose variables of a fresh stack: random URL-safe secrets, free loopback ports."""
     return {
+        # Under the vfs storage driver creating a container copies its image's layers in full, which on a busy
+        # disk outlasts docker-compose v1's 60 s default wait for the engine's answer; the command's own limit
+        # (600 s) still holds.
+        "COMPOSE_HTTP_TIMEOUT": "500",
         **os.environ,
         "PRICEWISE_IMAGE": IMAGE,
         "PRICEWISE_POSTGRES_PASSWORD": secrets.token_urlsafe(18),
