@@ -23,51 +23,62 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO.parent / "shared" / "data" / "mercari" / "mercari_train_8k.tsv.gz"
 PRICEWISE = Path(sys.executable).parent / "pricewise"
-TUNABLES = "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"
 
 
-def _env(work: Path, tunables: bool) -> dict[str, str]:
+def _shipped_tunables() -> str:
+    """The GLIBC_TUNABLES value the Makefile exports (the one place it is set for the CLI)."""
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    found = re.search(r"^export GLIBC_TUNABLES \?= (\S+)$", makefile, re.MULTILINE)
+    if found is None:
+        raise SystemExit("the Makefile exports no GLIBC_TUNABLES")
+    return found.group(1)
+
+
+def _env(work: Path, tunables: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
     env.update(
         PRICEWISE_DATA_DIR=str(work / "data"),
         PRICEWISE_CONFIG_PATH=str(REPO / "configs" / "pricewise.yaml"),
         OMP_NUM_THREADS="1",
     )
-    if tunables:
-        env["GLIBC_TUNABLES"] = TUNABLES
+    if tunables is not None:
+        env["GLIBC_TUNABLES"] = tunables
     return env
 
 
 def main() -> int:
     works = {name: Path(tempfile.mkdtemp(prefix=f"bench-train-{name}-")) for name in ("default", "tunables")}
+    envs = {
+        name: _env(work, _shipped_tunables() if name == "tunables" else None) for name, work in works.items()
+    }
     try:
-        for name, work in works.items():
-            env = _env(work, name == "tunables")
+        for name in works:
             for args in (("ingest", str(TRAIN)), ("validate",)):
-                subprocess.run([str(PRICEWISE), *args], env=env, check=True, capture_output=True)
+                subprocess.run([str(PRICEWISE), *args], env=envs[name], check=True, capture_output=True)
         started = time.perf_counter()
+        # Both Popen objects stay referenced: a collected one would be reaped by subprocess, not by wait4 below.
         procs = {}
         for name, work in works.items():
             with (work / "train.log").open("w") as log:
                 procs[name] = subprocess.Popen(
-                    [str(PRICEWISE), "train"], env=_env(work, name == "tunables"), stdout=log, stderr=log
+                    [str(PRICEWISE), "train"], env=envs[name], stdout=log, stderr=log
                 )
+        names = {proc.pid: name for name, proc in procs.items()}
         # os.wait4 gives each child's own CPU times (/usr/bin/time is not on every machine).
         figures: dict[str, tuple[float, float, float, str]] = {}
-        outputs: dict[str, str] = {}
-        pending = {proc.pid: name for name, proc in procs.items()}
-        while pending:
+        failures: dict[str, int] = {}
+        while len(figures) < len(names):
             pid, status, usage = os.wait4(-1, 0)
-            name = pending.pop(pid)
+            name = names[pid]
             wall = time.perf_counter() - started
-            procs[name].returncode = os.waitstatus_to_exitcode(status)
-            outputs[name] = (works[name] / "train.log").read_text()
-            match = re.search(r"main: \S+ v\d+: rmsle ([0-9.]+)", outputs[name])
+            output = (works[name] / "train.log").read_text()
+            failures[name] = os.waitstatus_to_exitcode(status)
+            match = re.search(r"main: \S+ v\d+: rmsle ([0-9.]+)", output)
             figures[name] = (wall, usage.ru_utime, usage.ru_stime, match.group(1) if match else "?")
-        for name, proc in procs.items():
-            if proc.returncode != 0:
-                print(outputs[name], file=sys.stderr)
-                print(f"train ({name}) failed with exit code {proc.returncode}", file=sys.stderr)
+        for name, code in failures.items():
+            if code != 0:
+                print((works[name] / "train.log").read_text(), file=sys.stderr)
+                print(f"train ({name}) failed with exit code {code}", file=sys.stderr)
                 return 1
         for name, (wall, user, system, rmsle) in figures.items():
             print(
